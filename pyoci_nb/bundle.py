@@ -1,0 +1,414 @@
+"""OCI bundles: a directory holding ``config.json`` and the container's root filesystem.
+
+runtime-spec bundle.md: a bundle is a directory with ``config.json`` at its top (REQUIRED) and
+the container's root filesystem, the directory named by ``root.path`` in config.json -- relative
+to the bundle (conventionally ``rootfs``) or absolute.  A runtime is given the bundle's path; the
+bundle must be "a local filesystem" tree, and its tarball form (as produced by ``Bundle.pack``)
+has ``config.json`` and ``rootfs/`` at the top, with no wrapping directory.
+
+``Bundle`` reads the config lazily: ``Bundle(path)`` works on a broken bundle so ``validate()``
+can report what is wrong; ``Bundle.load(path)`` insists that config.json is readable and valid.
+Validation and packing use only the standard library (``pyoci validate`` stays light); ``.spec``
+imports the pydantic models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence, Union
+
+from pyoci_nb.errors import BundleError
+from pyoci_nb.rootfs.safetar import member_parts, safe_extract
+from pyoci_nb.rootfs.tree import fresh_directory, resolve_in_root
+from pyoci_nb.spec.problems import Problem, ReprMixin, join_path
+
+if TYPE_CHECKING:
+    from pyoci_nb.spec.models import Spec
+
+#: bundle.md: "This REQUIRED file MUST reside in the root of the bundle directory and MUST be
+#: named config.json."
+CONFIG_NAME = "config.json"
+
+#: The container's PATH when ``process.env`` sets none (runc's default, used for ``args[0]``).
+DEFAULT_CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: ``Bundle.create(rootfs=...)`` keywords; anything else is a directory, a tarball or a list of
+#: host programs.
+ROOTFS_KINDS = ("busybox", "host")
+
+#: Tarball compression by file name suffix (``pack``); anything else is an uncompressed tar.
+_COMPRESSION = {".tar.gz": "gz", ".tgz": "gz", ".tar.bz2": "bz2", ".tbz2": "bz2", ".tar.xz": "xz", ".txz": "xz"}
+
+SpecSource = Union["Spec", dict, str, os.PathLike, None]
+RootfsSource = Union[str, os.PathLike, Sequence[str], None]
+
+
+class Bundle(ReprMixin):
+    """An OCI bundle directory (runtime-spec bundle.md): ``config.json`` plus the root filesystem
+    named by its ``root.path``.
+
+    ``Bundle(path)`` only requires ``path`` to be a directory; the config is read when first
+    needed (``.spec``, ``.rootfs_path``) so that ``.validate()`` can describe a broken bundle.
+    A ``Bundle`` is path-like: ``os.fspath(bundle)`` is its directory.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).absolute()
+        if not self.path.is_dir():
+            raise BundleError("bundle directory not found" if not self.path.exists() else "not a directory",
+                              where=str(self.path),
+                              why="a bundle is a directory holding config.json and the root filesystem",
+                              hint="create one with Bundle.create(path) or `pyoci spec --bundle DIR`")
+        self._spec: Spec | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Bundle":
+        """Open an existing bundle and read its config now: raises ``BundleError`` when config.json
+        is missing or not JSON and ``ConfigError`` (naming each field) when it breaks the spec."""
+        bundle = cls(path)
+        bundle.spec  # noqa: B018 -- read and validate now
+        return bundle
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, spec: SpecSource = None,
+               rootfs: RootfsSource = "busybox") -> "Bundle":
+        """Make a new bundle in ``path`` (a new or empty directory) and return it.
+
+        ``spec``: a ``Spec``, a config ``dict``, a path to a config.json, or ``None`` for
+        ``default_spec()`` (what ``runc spec`` writes) with ``process.terminal`` false, so the
+        container runs without a console socket.  A missing ``root`` becomes ``{"path": "rootfs"}``.
+
+        ``rootfs`` fills the directory named by ``root.path`` (which must then be relative):
+        ``"busybox"`` (``rootfs.busybox``), ``"host"`` (``rootfs.from_host`` with its default
+        programs: sh, bash, coreutils basics, python3), a list of host programs
+        (``["sh", "python3"]``), the path of an existing directory (copied faithfully), the path of
+        a tarball (``rootfs.from_tar``), or ``None`` for an empty directory.
+        On failure nothing is left in ``path``.
+        """
+        from pyoci_nb.spec.models import Spec, load_spec
+
+        if spec is None:
+            from pyoci_nb.spec.defaults import default_config
+
+            config = default_config()
+            config["process"]["terminal"] = False
+            spec_obj = load_spec(config)
+        elif isinstance(spec, Spec):
+            spec_obj = spec
+        else:
+            spec_obj = load_spec(spec)
+        if spec_obj.root is None:
+            spec_obj = load_spec({**spec_obj.to_dict(), "root": {"path": "rootfs"}})
+        root_path = spec_obj.root.path
+        source = _rootfs_source(rootfs)
+        if source is not None and (not root_path or root_path.startswith("/")):
+            raise BundleError("cannot build the root filesystem inside the bundle", where="root.path",
+                              why=f"root.path is {root_path!r}; a rootfs is built only at a relative root.path",
+                              hint="use a relative root.path such as 'rootfs', or pass rootfs=None")
+        with fresh_directory(path, BundleError) as directory:
+            if root_path and not root_path.startswith("/"):
+                _build_rootfs(source, directory, root_path)
+            spec_obj.save(directory / CONFIG_NAME)
+            bundle = cls(directory)
+            bundle._spec = spec_obj
+        return bundle
+
+    # ------------------------------------------------------------------ config
+    @property
+    def config_path(self) -> Path:
+        """``<bundle>/config.json``."""
+        return self.path / CONFIG_NAME
+
+    def read_config(self) -> dict:
+        """config.json as a plain ``dict`` (no pydantic).  ``BundleError`` when it is missing, not
+        JSON, or not a JSON object; the error names the file (and line:column for bad JSON)."""
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BundleError("config.json not found", where=str(self.config_path),
+                              why="bundle.md: config.json MUST be at the top of the bundle directory",
+                              hint="write one with `pyoci spec --bundle DIR` or Bundle.create") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise BundleError("cannot read config.json", where=str(self.config_path),
+                              why=getattr(e, "strerror", None) or str(e)) from None
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BundleError("config.json is not valid JSON", where=f"{self.config_path}:{e.lineno}:{e.colno}",
+                              why=e.msg, hint="fix the JSON syntax at that line and column") from None
+        if not isinstance(config, dict):
+            raise BundleError("config.json must hold a JSON object", where=str(self.config_path),
+                              why=f"it holds a {type(config).__name__}")
+        return config
+
+    @property
+    def spec(self) -> "Spec":
+        """The bundle's config as a pydantic ``Spec`` (read on first use, then kept: edit it and
+        call ``save()``).  Raises ``BundleError``/``ConfigError`` when config.json is unusable."""
+        if self._spec is None:
+            from pyoci_nb.spec.models import load_spec
+
+            self._spec = load_spec(self.read_config())
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: SpecSource) -> None:
+        from pyoci_nb.spec.models import Spec, load_spec
+
+        self._spec = value if isinstance(value, Spec) else load_spec(value)
+
+    def save(self) -> Path:
+        """Write ``.spec`` to config.json (atomically, as ``Spec.save`` does); returns the path."""
+        self.spec.save(self.config_path)
+        return self.config_path
+
+    def _root_path_value(self) -> Any:
+        if self._spec is not None:
+            return self._spec.root.path if self._spec.root is not None else None
+        return (self.read_config().get("root") or {}).get("path")
+
+    @property
+    def rootfs_path(self) -> Path:
+        """The host path of the root filesystem: ``root.path`` resolved against the bundle
+        (config.md: "a relative path ... is relative to the bundle"; ``"."`` is the bundle itself)."""
+        value = self._root_path_value()
+        if not isinstance(value, str) or not value:
+            raise BundleError("root.path is not set", where=f"{self.config_path}: root.path",
+                              why="config.md: root.path (the container's root filesystem) is REQUIRED on Linux",
+                              hint='add "root": {"path": "rootfs"}')
+        return Path(os.path.normpath(self.path / value))
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, for_start: bool = False) -> list[Problem]:
+        """Every problem of the bundle, each with its path: the config's (``validate_config``:
+        schema and spec rules, with JSON paths) plus what only the bundle's files can tell --
+        config.json present and a JSON object (problem path: the file); ``root.path`` an existing
+        directory; ``process.cwd`` not a non-directory inside the rootfs; bind-mount sources
+        present; and, with ``for_start``, ``process.args[0]`` an executable file inside the
+        rootfs (found through the container's ``PATH`` as the runtime will).  An empty list means
+        the bundle is usable."""
+        from pyoci_nb.spec.validation import validate_config
+
+        try:
+            config = self.read_config()
+        except BundleError as e:
+            return [Problem(e.where or str(self.config_path), f"{e.what}: {e.why}" if e.why else e.what)]
+        problems = list(validate_config(config, for_start=for_start))
+        reported = {p.path for p in problems}
+        problems.extend(p for p in self._file_problems(config, for_start) if p.path not in reported)
+        return problems
+
+    def _file_problems(self, config: dict, for_start: bool) -> list[Problem]:
+        problems: list[Problem] = []
+        root_path = (config.get("root") or {}).get("path") if isinstance(config.get("root"), dict) else None
+        if not isinstance(root_path, str) or not root_path:
+            return problems          # validate_config reports a missing or malformed root
+        rootfs = Path(os.path.normpath(self.path / root_path))
+        if not rootfs.exists():
+            problems.append(Problem("root.path", f"{rootfs} does not exist (relative paths are relative to "
+                                                 "the bundle); build it, e.g. with pyoci_nb.rootfs.busybox()",
+                                    root_path))
+            return problems
+        if not rootfs.is_dir():
+            problems.append(Problem("root.path", f"{rootfs} is not a directory: the root filesystem must be one",
+                                    root_path))
+            return problems
+        process = config.get("process") if isinstance(config.get("process"), dict) else {}
+        cwd = process.get("cwd")
+        if isinstance(cwd, str) and cwd.startswith("/"):
+            inside = resolve_in_root(rootfs, cwd)
+            if os.path.exists(inside) and not inside.is_dir():
+                problems.append(Problem("process.cwd", f"{cwd} exists in the root filesystem but is not a "
+                                                       "directory", cwd))
+        args = process.get("args")
+        if for_start and isinstance(args, list) and args and isinstance(args[0], str) and args[0]:
+            message = self._executable_problem(rootfs, args[0], process.get("env"))
+            if message:
+                problems.append(Problem("process.args[0]", message, args[0]))
+        for index, mount in enumerate(config.get("mounts") or []):
+            if not isinstance(mount, dict) or not isinstance(mount.get("source"), str):
+                continue
+            options = mount.get("options") if isinstance(mount.get("options"), list) else []
+            if mount.get("type") == "bind" or "bind" in options or "rbind" in options:
+                source = Path(os.path.normpath(self.path / mount["source"]))
+                if not os.path.exists(source):
+                    problems.append(Problem(join_path(join_path("mounts", index), "source"),
+                                            f"bind mount source {source} does not exist on the host "
+                                            "(relative sources are relative to the bundle)", mount["source"]))
+        return problems
+
+    @staticmethod
+    def _executable_problem(rootfs: Path, program: str, env: Any) -> str | None:
+        """Why ``program`` cannot be executed in ``rootfs`` (None when it can)."""
+        if "/" in program:
+            candidates = [program if program.startswith("/") else "/" + program]
+            searched = program
+        else:
+            path_value = DEFAULT_CONTAINER_PATH
+            for entry in env if isinstance(env, list) else []:
+                if isinstance(entry, str) and entry.startswith("PATH="):
+                    path_value = entry[5:]
+            candidates = [f"{d.rstrip('/')}/{program}" for d in path_value.split(":") if d.startswith("/")]
+            searched = f"$PATH ({path_value})"
+        for candidate in candidates:
+            inside = resolve_in_root(rootfs, candidate)
+            if inside.is_file():
+                if os.stat(inside).st_mode & 0o111:
+                    return None
+                return f"{candidate} is in the root filesystem but not executable (chmod +x it)"
+        return (f"{program!r} is not in the root filesystem (looked in {searched}); the container "
+                "could not start it -- add the program or fix process.args")
+
+    # ------------------------------------------------------------------ tarballs
+    def pack(self, tarball: str | os.PathLike) -> Path:
+        """Write the bundle to ``tarball`` with its files at the top (``config.json``, ``rootfs/``
+        ..., no wrapping directory), keeping modes, numeric owners, timestamps, symbolic links,
+        hard links and device nodes.  Compression follows the suffix (``.tar.gz``/``.tgz``,
+        ``.tar.bz2``, ``.tar.xz``; otherwise none).  The file is written atomically.  Raises
+        ``BundleError`` when the root filesystem is outside the bundle (the tarball would not
+        hold it)."""
+        tarball = Path(tarball).absolute()
+        if not self.config_path.is_file():
+            raise BundleError("config.json not found", where=str(self.config_path),
+                              why="a bundle tarball holds config.json at its top")
+        rootfs = self.rootfs_path
+        if rootfs != self.path and self.path not in rootfs.parents:
+            raise BundleError("the root filesystem is outside the bundle", where="root.path",
+                              why=f"{rootfs} is not inside {self.path}, so a tarball of the bundle would lack it",
+                              hint="copy the rootfs into the bundle and make root.path relative")
+        compression = next((c for suffix, c in _COMPRESSION.items() if tarball.name.endswith(suffix)), "")
+        fd, temporary = tempfile.mkstemp(prefix=f".{tarball.name}.", dir=tarball.parent)
+        os.close(fd)
+        skip = {str(tarball), temporary}
+
+        def clean(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            if str(self.path / info.name) in skip:
+                return None
+            info.uname = info.gname = ""     # owners are numeric: host names mean nothing inside
+            return info
+
+        try:
+            with tarfile.open(temporary, f"w:{compression}", format=tarfile.PAX_FORMAT) as archive:
+                for entry in sorted(os.listdir(self.path)):
+                    archive.add(self.path / entry, arcname=entry, recursive=True, filter=clean)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, tarball)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+        return tarball
+
+    @classmethod
+    def unpack(cls, tarball: str | os.PathLike, dest: str | os.PathLike) -> "Bundle":
+        """Extract a bundle tarball into ``dest`` (a new or empty directory) and return the bundle.
+
+        The tarball must have ``config.json`` at its top.  Unsafe members are refused with
+        ``BundleError`` naming the member and the rule (absolute paths, ``..``, links leaving
+        ``dest``, writing through links, device nodes without root; see
+        ``pyoci_nb.rootfs.safetar``) and nothing is left behind.  Symbolic links with absolute
+        targets are accepted only inside the root filesystem named by config.json's relative
+        ``root.path``, where they name paths of the container."""
+        root_path = _root_path_in_tarball(Path(tarball))
+        prefix = None
+        if isinstance(root_path, str) and root_path and not root_path.startswith("/"):
+            parts = member_parts(root_path)
+            prefix = "/".join(parts) if parts else None
+        safe_extract(tarball, dest, error=BundleError, absolute_links_under=prefix)
+        return cls(dest)
+
+    # ------------------------------------------------------------------ python protocols
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bundle) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        lines = [f"Bundle {self.path}"]
+        try:
+            config = self.read_config()
+            process = config.get("process") or {}
+            lines.append(f"  config.json: ociVersion {config.get('ociVersion')}, args {process.get('args')}")
+            lines.append(f"  rootfs: {self.rootfs_path}")
+        except Exception as e:   # __str__ is used by the repr fallback: it must not raise
+            lines.append(f"  config.json unusable: {e}")
+        return "\n".join(lines)
+
+
+def _rootfs_source(rootfs: RootfsSource) -> Any:
+    """Normalise ``Bundle.create``'s ``rootfs`` argument (validated before anything is written)."""
+    if rootfs is None:
+        return None
+    if isinstance(rootfs, str) and rootfs in ROOTFS_KINDS:
+        return rootfs
+    if isinstance(rootfs, (list, tuple)):
+        return ("programs", list(rootfs))
+    path = Path(rootfs)
+    if path.is_dir():
+        return ("directory", path)
+    if path.is_file():
+        return ("tarball", path)
+    raise BundleError(f"unknown root filesystem {str(rootfs)!r}", where="rootfs",
+                      why=f"not one of {', '.join(ROOTFS_KINDS)}, a list of host programs, "
+                          "an existing directory or a tarball",
+                      hint='use rootfs="busybox" or the path of a directory or tarball')
+
+
+def _build_rootfs(source: Any, bundle_dir: Path, root_path: str) -> None:
+    from pyoci_nb import rootfs as builders
+    from pyoci_nb.rootfs.tree import copy_tree
+
+    dest = Path(os.path.normpath(bundle_dir / root_path))
+    if dest != bundle_dir and bundle_dir not in dest.parents:
+        raise BundleError("root.path leaves the bundle", where="root.path",
+                          why=f"{root_path!r} resolves to {dest}, outside {bundle_dir}",
+                          hint="use a path inside the bundle such as 'rootfs'")
+    if dest != bundle_dir:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        dest.mkdir(exist_ok=True)
+    elif source == "busybox":
+        builders.busybox(dest)
+    elif source == "host":
+        builders.from_host(dest)
+    elif source[0] == "programs":
+        builders.from_host(dest, source[1])
+    elif source[0] == "directory":
+        copy_tree(source[1], dest)
+    else:
+        builders.from_tar(source[1], dest)
+
+
+def _root_path_in_tarball(tarball: Path) -> Any:
+    """config.json's ``root.path`` read from a bundle tarball (without extracting anything)."""
+    try:
+        with tarfile.open(tarball, "r:*") as archive:
+            member = next((m for m in archive if member_parts(m.name) == (CONFIG_NAME,)), None)
+            if member is None:
+                raise BundleError("not a bundle tarball", where=str(tarball),
+                                  why="bundle.md: config.json MUST be at the top of the bundle; the tarball has none",
+                                  hint="pack bundles with Bundle.pack, which puts config.json at the top")
+            if not member.isreg():
+                raise BundleError("refusing tar member 'config.json'", where=str(tarball),
+                                  why="config.json must be a regular file, not a link or device")
+            data = archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise BundleError("not a readable tar archive", where=str(tarball), why=str(e)) from e
+    try:
+        config = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None                     # extracted anyway; validate() reports the broken JSON
+    root = config.get("root") if isinstance(config, dict) else None
+    return root.get("path") if isinstance(root, dict) else None

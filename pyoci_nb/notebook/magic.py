@@ -1,0 +1,1079 @@
+"""The ``%%container`` cell magic: run a cell's body in a real OCI container.
+
+``%load_ext pyoci_nb`` registers:
+
+* ``%%container [options]`` -- run the cell body with ``/bin/sh -c BODY`` (or ``--shell PROG``) as
+  the process of a fresh container (runtime-spec config.json ``process.args``) with pid, mount,
+  uts, ipc and network namespaces (``linux.namespaces``) on a private copy of a busybox root
+  filesystem (``root.path``), created, started, waited for and deleted through the runtime's
+  lifecycle (runtime.md: create, start, delete).  ``--name NAME`` creates the container on first
+  use with a long-running first process and *execs* later cells into it (``pyoci exec``), so
+  files and background processes persist until ``%container_rm NAME`` or the kernel's exit.
+* ``%containers`` -- the named containers of this kernel with their state (runtime.md "state").
+* ``%container_rm NAME... | --all`` -- kill and delete named containers.
+
+How it runs containers: a Jupyter kernel is multi-threaded, so the kernel process is never forked
+to run Python in the child.  Every lifecycle operation is the runtime's command line (``pyoci``,
+runc's commands and flags) started with fork+exec -- ``$PYOCI_MAGIC_RUNTIME`` (e.g.
+``/usr/sbin/runc``) or, by default, ``python -m pyoci_nb``.  Each kernel has a private session
+directory (``$PYOCI_MAGIC_ROOT`` or ``<pyoci's default root>-nb``, then ``kernel-<pid>-*``)
+holding the state root (``--root``) and one bundle per container, and a watchdog process
+(``kernel_helper.py``) that removes everything if the kernel dies without cleaning up.
+
+Output: the container's stdout and stderr are two pseudo-terminals (so programs line-buffer as on
+a terminal) read live and written to the cell's stdout and stderr streams; stdin is /dev/null.
+A non-zero exit raises ``ContainerCellError`` (a ``subprocess.CalledProcessError``, as ``%%bash``
+raises) naming the status, unless ``--no-raise-error``.  Interrupting the kernel (or
+``--timeout``) kills the container's processes and removes what the cell created.
+"""
+
+from __future__ import annotations
+
+import atexit
+import codecs
+import contextlib
+import copy
+import errno
+import itertools
+import json
+import keyword
+import os
+import re
+import selectors
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from pyoci_nb.errors import ConfigError, ContainerError, PyociError, UnsupportedError
+from pyoci_nb.notebook import kernel_helper
+
+#: Environment variable naming the runtime command (shell words), e.g. ``/usr/sbin/runc``.
+RUNTIME_ENV = "PYOCI_MAGIC_RUNTIME"
+#: Environment variable naming the directory under which each kernel makes its session directory.
+ROOT_ENV = "PYOCI_MAGIC_ROOT"
+#: First process of a named container: keeps it alive and reaps orphans (pid 1 of its namespace).
+KEEPER_ARGS = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
+#: Options that shape a container when it is created; a later cell with ``--name`` cannot change them.
+CREATION_OPTIONS = ("bundle", "rootfs", "image", "hostname", "readonly", "memory", "pids", "cpus",
+                    "cap_add", "cap_drop", "net", "rootless")
+#: Programs copied into a ``--rootfs host`` root filesystem besides the shell.
+HOST_ROOTFS_PROGRAMS = ("sh", "sleep", "cat", "echo", "ls", "env", "id", "hostname", "ps")
+#: How long the output is still read after the process exited while something else (a background
+#: process of a named container) keeps the terminal open.
+DRAIN_IDLE_SECONDS = 0.05
+DRAIN_MAX_SECONDS = 1.0
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Results and errors
+# ----------------------------------------------------------------------------------------------
+
+class ContainerCellError(subprocess.CalledProcessError):
+    """The cell's process in the container exited with a non-zero status (or was killed).
+
+    A ``subprocess.CalledProcessError`` like the one ``%%bash`` raises, so tools that look for a
+    failing cell (nbval) see it.  ``returncode`` is the process's exit status as the runtime
+    reports it (128 + signal number when a signal ended it).
+    """
+
+    def __init__(self, returncode: int, cmd, output=None, stderr=None, container: str = "", reason: str = ""):
+        super().__init__(returncode, cmd, output, stderr)
+        self.container = container
+        self.reason = reason
+
+    def __str__(self) -> str:
+        message = (f"Command {shlex.join(self.cmd) if isinstance(self.cmd, list) else self.cmd!r} "
+                   f"in container {self.container!r} returned non-zero exit status {self.returncode}.")
+        if self.reason:
+            message += f" {self.reason}"
+        return message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ContainerCellTimeout(ContainerCellError):
+    """``--timeout SECONDS`` ran out: the cell's processes were killed."""
+
+
+@dataclass
+class CellResult:
+    """What ``--capture VAR`` stores: the cell's exit status, its stdout and stderr (text), the
+    container it ran in, the command inside the container and the runtime command on the host."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    container: str
+    args: list[str]
+    runtime_command: list[str]
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def check_returncode(self) -> None:
+        """Raise ``ContainerCellError`` if the exit status is non-zero."""
+        if self.returncode != 0:
+            raise ContainerCellError(self.returncode, self.args, self.stdout, self.stderr, self.container)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(f"CellResult(container={self.container!r}, returncode={self.returncode}, "
+                     f"stdout={_clip(self.stdout)!r}, stderr={_clip(self.stderr)!r}, "
+                     f"duration={self.duration:.3f}s)")
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _concise(exc: BaseException) -> BaseException:
+    """Make IPython show a PyociError as one readable message instead of a traceback."""
+    exc._render_traceback_ = lambda: [f"{type(exc).__name__}: {exc}"]  # type: ignore[attr-defined]
+    return exc
+
+
+# ----------------------------------------------------------------------------------------------
+# Options
+# ----------------------------------------------------------------------------------------------
+
+def parse_size(text: str, option: str) -> int:
+    """``64m`` / ``1g`` / ``512k`` / ``1048576`` -> bytes (binary multiples, as docker and runc)."""
+    match = _SIZE_RE.match(str(text))
+    if not match:
+        raise ConfigError(f"invalid size {text!r}", where=option,
+                          why="expected a number of bytes, optionally with a k, m, g or t suffix",
+                          hint=f"e.g. {option} 64m")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    value = int(number * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit])
+    if value <= 0:
+        raise ConfigError(f"invalid size {text!r}", where=option, why="must be more than 0 bytes")
+    return value
+
+
+def normalize_capability(name: str, where: str) -> str:
+    """``net_admin`` / ``NET_ADMIN`` / ``CAP_NET_ADMIN`` -> ``CAP_NET_ADMIN`` (or ``ALL``)."""
+    from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
+
+    upper = name.strip().upper()
+    if upper == "ALL":
+        return upper
+    if not upper.startswith("CAP_"):
+        upper = "CAP_" + upper
+    if upper not in ALL_CAPABILITIES:
+        raise ConfigError(f"unknown capability {name!r}", where=where,
+                          why="capabilities are the names in capabilities(7)",
+                          hint="e.g. NET_ADMIN, SYS_PTRACE or ALL")
+    return upper
+
+
+def parse_user(text: str) -> dict:
+    """``UID[:GID]`` -> config.json ``process.user`` (numeric, as the runtime spec requires)."""
+    match = re.match(r"^(\d+)(?::(\d+))?$", text.strip())
+    if not match:
+        raise ConfigError(f"invalid user {text!r}", where="--user",
+                          why="process.user needs a numeric uid and gid (no name lookup in the rootfs)",
+                          hint="e.g. --user 1000 or --user 1000:1000")
+    uid = int(match.group(1))
+    return {"uid": uid, "gid": int(match.group(2)) if match.group(2) else uid}
+
+
+@dataclass
+class CellOptions:
+    """The ``%%container`` options, checked and converted."""
+
+    name: str | None = None
+    bundle: str | None = None
+    rootfs: str | None = None
+    image: str | None = None
+    shell: str = "/bin/sh"
+    hostname: str | None = None
+    env: list[str] = field(default_factory=list)
+    user: dict | None = None
+    user_text: str | None = None
+    workdir: str | None = None
+    readonly: bool = False
+    memory: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    net: str | None = None
+    timeout: float | None = None
+    rootless: bool = False
+    capture: str | None = None
+    raise_error: bool = True
+    if_unavailable: str = "error"
+
+    @classmethod
+    def from_args(cls, args) -> "CellOptions":
+        """Check every option (errors name the option, the rule and an example)."""
+        if args.name is not None and not _NAME_RE.match(args.name):
+            raise ConfigError(f"invalid container name {args.name!r}", where="--name",
+                              why="names are 1-128 characters: letters, digits, '_', '.', '-', "
+                                  "starting with a letter or digit", hint="e.g. --name web1")
+        if args.image is not None:
+            raise UnsupportedError("--image is not supported yet", where="--image",
+                                   why="pulling and unpacking OCI images is not part of pyoci_nb yet",
+                                   hint="use --rootfs busybox|host|DIR or --bundle DIR "
+                                        "(pyoci_nb.rootfs.from_tar(tarball, dest) unpacks a root "
+                                        "filesystem tarball for --rootfs DIR)")
+        if args.net == "bridge":
+            raise UnsupportedError("--net bridge is not supported yet", where="--net",
+                                   why="bridge networking (a veth pair to a host bridge) is not part "
+                                       "of pyoci_nb yet",
+                                   hint="use --net none (own network namespace, loopback only) or --net host")
+        if args.bundle is not None and args.rootfs is not None:
+            raise ConfigError("--bundle and --rootfs cannot be combined", where="--rootfs",
+                              why="a bundle brings its own root filesystem (config.json root.path)",
+                              hint="drop one of them")
+        if args.bundle is not None and not (Path(args.bundle) / "config.json").is_file():
+            raise ConfigError("not a bundle", where=str(Path(args.bundle).absolute() / "config.json"),
+                              why="an OCI bundle is a directory with a config.json",
+                              hint="create one with pyoci_nb.Bundle.create(path) or `pyoci spec`")
+        if args.rootfs not in (None, "busybox", "host") and not Path(args.rootfs).is_dir():
+            raise ConfigError(f"no such directory {args.rootfs!r}", where="--rootfs",
+                              why="--rootfs is busybox, host or a directory holding a root filesystem",
+                              hint="e.g. --rootfs busybox")
+        if args.hostname is not None and not _HOSTNAME_RE.match(args.hostname):
+            raise ConfigError(f"invalid hostname {args.hostname!r}", where="--hostname",
+                              why="a hostname is dot-separated labels of letters, digits and '-'")
+        for index, item in enumerate(args.env):
+            key = item.partition("=")[0]
+            if "=" not in item or not key or "\0" in item:
+                raise ConfigError(f"invalid environment entry {item!r}", where=f"--env[{index}]",
+                                  why="process.env entries are KEY=VALUE", hint="e.g. --env GREETING=hello")
+        if args.workdir is not None and not args.workdir.startswith("/"):
+            raise ConfigError(f"relative working directory {args.workdir!r}", where="--workdir",
+                              why="process.cwd MUST be an absolute path (runtime spec)", hint="e.g. --workdir /tmp")
+        if args.pids is not None and args.pids <= 0:
+            raise ConfigError(f"invalid pids limit {args.pids}", where="--pids", why="must be at least 1")
+        if args.cpus is not None and args.cpus <= 0:
+            raise ConfigError(f"invalid cpus {args.cpus}", where="--cpus", why="must be more than 0",
+                              hint="e.g. --cpus 0.5")
+        if args.timeout is not None and args.timeout <= 0:
+            raise ConfigError(f"invalid timeout {args.timeout}", where="--timeout", why="must be more than 0 seconds")
+        if args.capture is not None and (not args.capture.isidentifier() or keyword.iskeyword(args.capture)):
+            raise ConfigError(f"invalid variable name {args.capture!r}", where="--capture",
+                              why="the result is stored in a Python variable", hint="e.g. --capture result")
+        shell = args.shell or "/bin/sh"
+        return cls(
+            name=args.name, bundle=args.bundle, rootfs=args.rootfs, image=args.image,
+            shell=shell, hostname=args.hostname, env=list(args.env),
+            user=parse_user(args.user) if args.user is not None else None, user_text=args.user,
+            workdir=args.workdir, readonly=bool(args.readonly),
+            memory=parse_size(args.memory, "--memory") if args.memory is not None else None,
+            pids=args.pids, cpus=args.cpus,
+            cap_add=[normalize_capability(c, f"--cap-add[{i}]") for i, c in enumerate(args.cap_add)],
+            cap_drop=[normalize_capability(c, f"--cap-drop[{i}]") for i, c in enumerate(args.cap_drop)],
+            net=args.net, timeout=args.timeout, rootless=bool(args.rootless) or os.geteuid() != 0,
+            capture=args.capture, raise_error=not args.no_raise_error, if_unavailable=args.if_unavailable,
+        )
+
+    def creation_values(self) -> dict:
+        return {key: getattr(self, key) for key in CREATION_OPTIONS}
+
+    @property
+    def needs_cgroups(self) -> bool:
+        return any(value is not None for value in (self.memory, self.pids, self.cpus))
+
+
+def build_config(options: CellOptions, base: dict, rootfs_path: str, args: list[str],
+                 default_hostname: str) -> dict:
+    """config.json for one container: ``base`` (runc's default config or the ``--bundle``'s) with
+    the cell's process (non-terminal; stdin is /dev/null), the root filesystem, the namespaces
+    (pid, mount, uts, ipc, network unless ``--net host``), hostname, resources and capabilities."""
+    config = copy.deepcopy(base)
+    process = config.setdefault("process", {})
+    process["terminal"] = False
+    process["args"] = list(args)
+    process.setdefault("cwd", "/")
+    env = [item for item in process.get("env", []) if item.partition("=")[0] not in
+           {entry.partition("=")[0] for entry in options.env}]
+    process["env"] = env + list(options.env)
+    if options.workdir:
+        process["cwd"] = options.workdir
+    if options.user:
+        process.setdefault("user", {}).update(options.user)
+    config["root"] = {"path": rootfs_path,
+                      "readonly": options.readonly or (options.bundle is not None and
+                                                       bool(base.get("root", {}).get("readonly")))}
+    linux = config.setdefault("linux", {})
+    namespaces = [ns for ns in linux.get("namespaces", []) if ns.get("type") != "network"]
+    present = {ns.get("type") for ns in namespaces}
+    for kind in ("pid", "mount", "uts", "ipc"):
+        if kind not in present:
+            namespaces.append({"type": kind})
+    if options.net != "host":
+        namespaces.append({"type": "network"})
+    linux["namespaces"] = namespaces
+    config["hostname"] = options.hostname or (config.get("hostname") if options.bundle else None) or default_hostname
+    resources = linux.setdefault("resources", {})
+    if options.memory is not None:
+        resources.setdefault("memory", {})["limit"] = options.memory
+    if options.pids is not None:
+        resources["pids"] = {"limit": options.pids}
+    if options.cpus is not None:
+        period = 100000
+        resources.setdefault("cpu", {}).update({"period": period, "quota": int(options.cpus * period)})
+    if options.cap_add or options.cap_drop:
+        from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
+
+        capabilities = process.setdefault("capabilities", {})
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            current = list(capabilities.get(kind, []))
+            if kind == "ambient" and kind not in capabilities:
+                continue
+            if "ALL" in options.cap_drop:
+                current = []
+            current = [cap for cap in current if cap not in options.cap_drop]
+            added = list(ALL_CAPABILITIES) if "ALL" in options.cap_add else options.cap_add
+            current += [cap for cap in added if cap not in current]
+            capabilities[kind] = current
+    return config
+
+
+def _absolute_bind_sources(config: dict, bundle_dir: Path) -> None:
+    """Relative bind-mount sources are relative to the bundle (runtime-spec config.md "mounts");
+    the magic writes its own bundle elsewhere, so make them absolute."""
+    for mount in config.get("mounts", []):
+        source = mount.get("source")
+        is_bind = mount.get("type") == "bind" or any(opt in ("bind", "rbind") for opt in mount.get("options", []))
+        if is_bind and source and not source.startswith("/"):
+            mount["source"] = str((bundle_dir / source).absolute())
+
+
+# ----------------------------------------------------------------------------------------------
+# Running processes and reading their output
+# ----------------------------------------------------------------------------------------------
+
+def runtime_command() -> list[str]:
+    """The runtime's command line: ``$PYOCI_MAGIC_RUNTIME`` (shell words) or ``python -m pyoci_nb``."""
+    configured = os.environ.get(RUNTIME_ENV, "").strip()
+    return shlex.split(configured) if configured else [sys.executable, "-m", "pyoci_nb"]
+
+
+def runtime_environment() -> dict:
+    """The environment for runtime commands: this process's, with pyoci_nb importable."""
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parent.parent.parent)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if package_parent not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([package_parent, *paths])
+    return env
+
+
+class _OutputTerminals:
+    """Two pseudo-terminals for the process's stdout and stderr.
+
+    The process sees terminals (``isatty``), so C stdio and Python line-buffer their output as on a
+    console instead of holding it back until exit; output post-processing is off (no ``\\r\\n``).
+    Falls back to pipes where no pty can be opened.
+    """
+
+    def __init__(self):
+        self.pairs: list[tuple[int, int]] = []
+        try:
+            import tty
+
+            for _ in range(2):
+                master, slave = os.openpty()
+                tty.setraw(slave)
+                self.pairs.append((master, slave))
+            self.terminals = True
+        except OSError:
+            self.close()
+            self.pairs = [os.pipe(), os.pipe()]
+            self.terminals = False
+
+    @property
+    def child_stdout(self) -> int:
+        return self.pairs[0][1]
+
+    @property
+    def child_stderr(self) -> int:
+        return self.pairs[1][1]
+
+    @property
+    def readers(self) -> tuple[int, int]:
+        return self.pairs[0][0], self.pairs[1][0]
+
+    def close_child_ends(self) -> None:
+        for _, child_end in self.pairs:
+            with contextlib.suppress(OSError):
+                os.close(child_end)
+
+    def close(self) -> None:
+        for pair in self.pairs:
+            for fd in pair:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.pairs = []
+
+
+class _Stream:
+    """One output stream: decodes UTF-8 incrementally, writes to the cell, keeps text for --capture."""
+
+    def __init__(self, target, keep: bool):
+        self.target = target
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.kept: list[str] | None = [] if keep else None
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        text = self.decoder.decode(data, final)
+        if not text:
+            return
+        if self.kept is not None:
+            self.kept.append(text)
+        target = self.target()
+        target.write(text)
+        target.flush()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.kept or [])
+
+
+def _pump(process: subprocess.Popen, fds: dict[int, _Stream], deadline: float | None) -> bool:
+    """Copy output to the cell while ``process`` runs; True when it exited, False on the deadline.
+
+    After the exit, output is read until every writer closed its end or nothing arrives for
+    ``DRAIN_IDLE_SECONDS`` (a background process of a named container may keep it open).
+    """
+    selector = selectors.DefaultSelector()
+    pidfd = os.pidfd_open(process.pid)
+    try:
+        for fd in fds:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        selector.register(pidfd, selectors.EVENT_READ)
+        open_fds = set(fds)
+        exited_at = None
+        while open_fds:
+            now = time.monotonic()
+            if exited_at is None:
+                if deadline is not None and now >= deadline:
+                    return False
+                wait = None if deadline is None else max(0.0, deadline - now)
+            else:
+                if now - exited_at > DRAIN_MAX_SECONDS:
+                    break
+                wait = DRAIN_IDLE_SECONDS
+            events = selector.select(wait)
+            if not events and exited_at is not None:
+                break
+            for key, _ in events:
+                if key.fd == pidfd:
+                    selector.unregister(pidfd)
+                    exited_at = time.monotonic()
+                    continue
+                try:
+                    data = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:  # EIO: every writer of the terminal closed it
+                    if exc.errno != errno.EIO:
+                        raise
+                    data = b""
+                if data:
+                    fds[key.fd].feed(data)
+                else:
+                    selector.unregister(key.fd)
+                    open_fds.discard(key.fd)
+        if exited_at is None:
+            process.wait()
+        return True
+    finally:
+        selector.close()
+        os.close(pidfd)
+        for stream in fds.values():
+            stream.feed(b"", final=True)
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """While cleaning up after an interrupt, a second interrupt must not leave things half-removed:
+    SIGINT is noted and dropped (main thread only; other threads cannot change handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc; host pids)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        queue.extend(children.get(current, []))
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# The kernel's session: state root, bundles, named containers, watchdog
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class NamedContainer:
+    """A container kept across cells (``--name``)."""
+
+    name: str
+    bundle: Path
+    created: float
+    options: dict
+    rootfs_kind: str
+    cells: int = 0
+
+
+class MagicSession:
+    """Everything one kernel's magic owns, under one private session directory:
+    ``state/`` (the runtime's ``--root``), ``bundles/<id>/`` (config.json + rootfs) and the
+    cached busybox root filesystem.  ``shutdown()`` removes all of it."""
+
+    def __init__(self, runtime: list[str] | None = None, base_dir: str | None = None):
+        self.runtime_cmd = runtime or runtime_command()
+        self.env = runtime_environment()
+        self.base_dir = Path(base_dir or os.environ.get(ROOT_ENV) or _default_base())
+        self.dir: Path | None = None
+        self.named: dict[str, NamedContainer] = {}
+        self._counter = itertools.count(1)
+        self._rootfs_cache: dict[tuple, Path] = {}
+        self._watchdog: subprocess.Popen | None = None
+        self._host_checked = False
+
+    # -- directories ---------------------------------------------------------------------------
+    def ensure_dir(self) -> Path:
+        """Create the session directory and start the watchdog (on first use)."""
+        if self.dir is None:
+            self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+            self.dir = Path(tempfile.mkdtemp(prefix=f"kernel-{os.getpid()}-", dir=self.base_dir))
+            (self.dir / "state").mkdir(mode=0o711)
+            (self.dir / "bundles").mkdir()
+            (self.dir / "pids").mkdir()
+            self._start_watchdog()
+            atexit.register(self.shutdown)
+        return self.dir
+
+    @property
+    def state_root(self) -> Path:
+        return self.ensure_dir() / "state"
+
+    def _start_watchdog(self) -> None:
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-I", "-S", kernel_helper.__file__, str(self.dir), str(self.dir / "state"),
+             "--", *self.runtime_cmd],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env=self.env, close_fds=True)
+
+    def runtime_args(self, *args: str, rootless: bool = False) -> list[str]:
+        """``RUNTIME --root STATE [--rootless true] ARGS...``."""
+        extra = ["--rootless", "true"] if rootless and os.geteuid() != 0 else []
+        return [*self.runtime_cmd, "--root", str(self.state_root), *extra, *args]
+
+    def run_runtime(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+        """Run one runtime command to completion (stdout/stderr captured)."""
+        command = self.runtime_args(*args)
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   timeout=timeout, env=self.env, check=False)
+        if check and completed.returncode != 0:
+            raise ContainerError(f"{args[0]} failed", where=shlex.join(command),
+                                 why=(completed.stderr.strip() or f"exit status {completed.returncode}"))
+        return completed
+
+    # -- root filesystems and bundles ----------------------------------------------------------
+    def _cached_rootfs(self, kind: str, programs: tuple[str, ...] = ()) -> Path:
+        key = (kind, programs)
+        if key not in self._rootfs_cache:
+            from pyoci_nb import rootfs
+            from pyoci_nb.errors import RootfsError
+
+            dest = self.ensure_dir() / f"rootfs-{kind}-{len(self._rootfs_cache)}"
+            try:
+                if kind == "busybox":
+                    rootfs.busybox(dest)
+                else:
+                    rootfs.from_host(dest, list(programs))
+            except RootfsError as exc:
+                exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
+                    "or run the cell on another root filesystem: --rootfs host, --rootfs DIR or --bundle DIR")
+                raise RootfsError(exc.what, where=exc.where, why=exc.why, hint=exc.hint) from None
+            self._rootfs_cache[key] = dest
+        return self._rootfs_cache[key]
+
+    def make_bundle(self, container_id: str, options: CellOptions, args: list[str]) -> Path:
+        """Write ``bundles/<id>/config.json`` and, for busybox/host, a private rootfs copy."""
+        from pyoci_nb.rootfs.tree import copy_tree
+        from pyoci_nb.spec.defaults import default_config
+
+        bundle = self.ensure_dir() / "bundles" / container_id
+        bundle.mkdir()
+        if options.bundle is not None:
+            source = Path(options.bundle).absolute()
+            try:
+                base = json.loads((source / "config.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError("cannot read config.json", where=str(source / "config.json"),
+                                  why=str(exc)) from None
+            _absolute_bind_sources(base, source)
+            root_path = str((source / base.get("root", {}).get("path", "rootfs")).absolute())
+        else:
+            base = default_config(rootless=options.rootless)
+            kind = options.rootfs or "busybox"
+            if kind in ("busybox", "host"):
+                programs = () if kind == "busybox" else tuple(dict.fromkeys(
+                    (options.shell, *HOST_ROOTFS_PROGRAMS)))
+                copy_tree(self._cached_rootfs(kind, programs), bundle / "rootfs")
+                root_path = "rootfs"
+            else:
+                root_path = str(Path(kind).absolute())
+        default_hostname = options.name or "pyoci"
+        config = build_config(options, base, root_path, args, default_hostname)
+        (bundle / "config.json").write_text(json.dumps(config, indent=2))
+        return bundle
+
+    def remove_bundle(self, container_id: str) -> None:
+        from pyoci_nb.rootfs.tree import remove_tree
+
+        path = self.ensure_dir() / "bundles" / container_id
+        if path.exists():
+            remove_tree(path)
+
+    def container_exists(self, container_id: str) -> bool:
+        return (self.state_root / container_id).exists()
+
+    # -- host check ------------------------------------------------------------------------------
+    def unavailable(self, options: CellOptions):
+        """The probe's missing pieces for this cell's container (empty when it can be created)."""
+        from pyoci_nb.notebook.probe import probe
+
+        try:
+            result = probe()
+        except (PyociError, OSError, subprocess.SubprocessError, ValueError):
+            return None, []
+        missing = result.missing(rootless=options.rootless, network_namespace=options.net != "host",
+                                 cgroups=options.needs_cgroups and not options.rootless)
+        return result, missing
+
+    # -- running cells ---------------------------------------------------------------------------
+    def run_fresh(self, options: CellOptions, args: list[str]) -> CellResult:
+        """A new container for this cell: ``run`` in the foreground, then nothing is left."""
+        container_id = f"cell-{next(self._counter)}-{uuid.uuid4().hex[:6]}"
+        self.make_bundle(container_id, options, args)
+        command = self.runtime_args("run", "--bundle", str(self.dir / "bundles" / container_id),
+                                    container_id, rootless=options.rootless)
+        try:
+            return self._run_streaming(command, options, container_id, args,
+                                       stop=lambda process: self._kill_fresh(container_id, process))
+        finally:
+            with _sigint_deferred():
+                if self.container_exists(container_id):
+                    self.run_runtime("delete", "--force", container_id, check=False)
+                self.remove_bundle(container_id)
+
+    def create_named(self, options: CellOptions) -> NamedContainer:
+        """Create and start a named container whose first process keeps it alive."""
+        name = options.name
+        self.make_bundle(name, options, KEEPER_ARGS)
+        log = self.ensure_dir() / "pids" / f"{name}.create-stderr"
+        try:
+            with open(log, "w+") as stderr:
+                command = self.runtime_args("run", "--detach", "--bundle", str(self.dir / "bundles" / name),
+                                            name, rootless=options.rootless)
+                completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=stderr, env=self.env, timeout=120, check=False)
+                stderr.seek(0)
+                message = stderr.read().strip()
+            if completed.returncode != 0:
+                raise ContainerError(f"cannot create container {name!r}", where=shlex.join(command),
+                                     why=message or f"exit status {completed.returncode}",
+                                     hint="a named container's first process is /bin/sh (a keep-alive "
+                                          "loop with sleep), so its root filesystem needs sh and sleep")
+        except BaseException:
+            with _sigint_deferred():
+                if self.container_exists(name):
+                    self.run_runtime("delete", "--force", name, check=False)
+                self.remove_bundle(name)
+            raise
+        finally:
+            log.unlink(missing_ok=True)
+        container = NamedContainer(name, self.dir / "bundles" / name, time.time(), options.creation_values(),
+                                   options.bundle or options.rootfs or "busybox")
+        self.named[name] = container
+        return container
+
+    def exec_named(self, container: NamedContainer, options: CellOptions, args: list[str]) -> CellResult:
+        """Run the cell as a new process in the named container (``exec``)."""
+        container.cells += 1
+        pid_file = self.ensure_dir() / "pids" / f"{container.name}-{container.cells}.pid"
+        flags = ["--pid-file", str(pid_file)]
+        for item in options.env:
+            flags += ["--env", item]
+        if options.workdir:
+            flags += ["--cwd", options.workdir]
+        if options.user_text:
+            flags += ["--user", options.user_text]
+        command = self.runtime_args("exec", *flags, container.name, *args, rootless=options.rootless)
+        try:
+            return self._run_streaming(command, options, container.name, args,
+                                       stop=lambda process: self._kill_exec(pid_file, process))
+        finally:
+            pid_file.unlink(missing_ok=True)
+
+    def _run_streaming(self, command, options: CellOptions, container: str, args, stop) -> CellResult:
+        terminals = _OutputTerminals()
+        streams = {terminals.readers[0]: _Stream(lambda: sys.stdout, options.capture is not None),
+                   terminals.readers[1]: _Stream(lambda: sys.stderr, options.capture is not None)}
+        env = self.env if terminals.terminals else {**self.env, "PYTHONUNBUFFERED": "1"}
+        started = time.monotonic()
+        process = None
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=terminals.child_stdout,
+                                       stderr=terminals.child_stderr, env=env, start_new_session=True,
+                                       close_fds=True)
+            terminals.close_child_ends()
+            deadline = started + options.timeout if options.timeout else None
+            finished = _pump(process, streams, deadline)
+            if not finished:
+                with _sigint_deferred():
+                    stop(process)
+                    _pump(process, streams, None)
+                raise ContainerCellTimeout(process.returncode if process.returncode is not None else -9,
+                                           args, container=container,
+                                           reason=f"The cell ran longer than --timeout {options.timeout:g} s "
+                                                  "and was killed.")
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            if process is not None:
+                with _sigint_deferred():
+                    stop(process)
+            raise
+        finally:
+            terminals.close()
+        out, err = streams.values()
+        return CellResult(returncode, out.text, err.text, container, list(args), list(command),
+                          time.monotonic() - started)
+
+    def _kill_fresh(self, container_id: str, process: subprocess.Popen) -> None:
+        """Kill a fresh container's processes (SIGKILL to its init: the kernel then kills the whole
+        pid namespace) and wait for the runtime's ``run`` to return."""
+        give_up = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < give_up:
+            if self.container_exists(container_id):
+                killed = self.run_runtime("kill", container_id, "KILL", check=False, timeout=20)
+                if killed.returncode == 0:
+                    break
+            time.sleep(0.02)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def _kill_exec(self, pid_file: Path, process: subprocess.Popen) -> None:
+        """Kill the exec'd process and everything it started, then wait for ``exec`` to return."""
+        give_up = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < give_up:
+            try:
+                pid = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                time.sleep(0.02)
+                continue
+            for target in reversed(_descendants(pid)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, signal.SIGKILL)
+            break
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def remove_named(self, name: str) -> None:
+        """Kill and delete a named container and its bundle."""
+        container = self.named.pop(name)
+        with _sigint_deferred():
+            if self.container_exists(container.name):
+                self.run_runtime("delete", "--force", container.name, check=False)
+            self.remove_bundle(container.name)
+            if self.container_exists(container.name):
+                raise ContainerError(f"container {name!r} could not be deleted",
+                                     where=str(self.state_root / name),
+                                     hint="see `pyoci --root ... delete --force` output")
+
+    def shutdown(self) -> None:
+        """Delete every container of this kernel, remove the session directory, stop the watchdog."""
+        if self.dir is None:
+            return
+        with _sigint_deferred():
+            self.named.clear()
+            kernel_helper.force_delete_all(self.runtime_cmd, str(self.dir / "state"), env=self.env)
+            from pyoci_nb.rootfs.tree import remove_tree
+
+            with contextlib.suppress(OSError):
+                remove_tree(self.dir)
+            if self._watchdog is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._watchdog.stdin.write(kernel_helper.DONE)
+                    self._watchdog.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._watchdog.wait(timeout=5)
+                self._watchdog = None
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.shutdown)
+            self.dir = None
+            self._rootfs_cache.clear()
+
+
+def _default_base() -> str:
+    from pyoci_nb.cli import default_root
+
+    return default_root() + "-nb"
+
+
+# ----------------------------------------------------------------------------------------------
+# The magics
+# ----------------------------------------------------------------------------------------------
+
+@magics_class
+class ContainerMagics(Magics):
+    """``%%container``, ``%containers`` and ``%container_rm`` (see the module docstring)."""
+
+    def __init__(self, shell, session: MagicSession | None = None):
+        super().__init__(shell)
+        self.session = session or MagicSession()
+
+    @magic_arguments()
+    @argument("-h", "--help", action="store_true", help="show this help and do nothing else")
+    @argument("--name", default=None, help="create the container on first use and keep it; later cells "
+              "with the same name exec into it (files and processes persist) until %%container_rm NAME "
+              "or the kernel exits")
+    @argument("--bundle", default=None, metavar="DIR", help="use this OCI bundle's config.json and rootfs")
+    @argument("--rootfs", default=None, metavar="busybox|host|DIR",
+              help="root filesystem: busybox (default, a private copy), host (the shell and a few "
+                   "programs copied from the host with their libraries) or a directory (used in place)")
+    @argument("--image", default=None, help="an OCI image (not supported yet)")
+    @argument("--shell", default=None, metavar="PROG", help="run the cell as PROG -c BODY (default /bin/sh), "
+              "e.g. python3 with --rootfs host")
+    @argument("--hostname", default=None, help="the container's hostname (default: its name, or pyoci)")
+    @argument("--env", "-e", action="append", default=[], metavar="K=V", help="set an environment variable (repeatable)")
+    @argument("--user", "-u", default=None, metavar="UID[:GID]", help="run as this numeric user")
+    @argument("--workdir", "-w", default=None, metavar="DIR", help="working directory (absolute)")
+    @argument("--readonly", action="store_true", help="mount the root filesystem read-only")
+    @argument("--memory", default=None, help="memory limit, e.g. 64m (linux.resources.memory.limit)")
+    @argument("--pids", type=int, default=None, help="maximum number of processes (linux.resources.pids.limit)")
+    @argument("--cpus", type=float, default=None, help="CPU limit in CPUs, e.g. 0.5 (CFS quota/period)")
+    @argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (repeatable; ALL)")
+    @argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (repeatable; ALL)")
+    @argument("--net", default=None, choices=("none", "host", "bridge"),
+              help="none: own network namespace with loopback (default); host: share the host's; "
+                   "bridge: not supported yet")
+    @argument("--timeout", type=float, default=None, metavar="SECONDS", help="kill the cell after this long")
+    @argument("--rootless", action="store_true", help="run in a user namespace as with `runc spec --rootless` "
+              "(automatic when the kernel is not root)")
+    @argument("--capture", default=None, metavar="VAR", help="store a CellResult (returncode, stdout, stderr) in VAR")
+    @argument("--no-raise-error", action="store_true", help="do not raise ContainerCellError on a non-zero exit")
+    @argument("--if-unavailable", default="error", choices=("error", "explain"),
+              help="when this host cannot create containers: error (default) or explain (show the "
+                   "bundle and commands that would have run)")
+    @cell_magic
+    def container(self, line: str, cell: str):
+        """Run the cell body in a real OCI container (a fresh one, or the one named by --name)."""
+        args = parse_argstring(self.container, line)
+        if args.help:
+            self.container.parser.print_help()
+            return None
+        try:
+            options = CellOptions.from_args(args)
+            return self._run_cell(options, cell)
+        except PyociError as exc:
+            raise _concise(exc) from None
+
+    def _run_cell(self, options: CellOptions, cell: str):
+        session = self.session
+        command = [options.shell, "-c", cell]
+        existing = session.named.get(options.name) if options.name else None
+        if existing is not None:
+            requested = options.creation_values()
+            for key in CREATION_OPTIONS:
+                value = requested[key]
+                if value not in (None, [], False) and value != existing.options[key]:
+                    raise UsageError(f"--{key.replace('_', '-')} applies when container {options.name!r} "
+                                     f"is created, and it already exists; remove it first with "
+                                     f"%container_rm {options.name}")
+            result = session.exec_named(existing, options, command)
+        else:
+            probe_result, missing = session.unavailable(options)
+            if missing:
+                return self._unavailable(options, command, probe_result, missing)
+            if options.name:
+                container = session.create_named(options)
+                result = session.exec_named(container, options, command)
+            else:
+                result = session.run_fresh(options, command)
+        if options.capture:
+            self.shell.user_ns[options.capture] = result
+        if result.returncode != 0 and options.raise_error:
+            raise ContainerCellError(result.returncode, command, result.stdout, result.stderr, result.container)
+        return None
+
+    def _unavailable(self, options: CellOptions, command: list[str], probe_result, missing):
+        reasons = "; ".join(f"{item.name}: {item.why}" for item in missing)
+        fixes = "; ".join(dict.fromkeys(item.fix for item in missing))
+        if options.if_unavailable != "explain":
+            raise ContainerError("containers cannot be created on this host", where="%%container",
+                                 why=reasons, hint=f"{fixes}; pyoci_nb.probe() shows the details, and "
+                                                   "--if-unavailable explain shows what would have run")
+        from IPython.display import display
+
+        session = self.session
+        container_id = options.name or f"cell-{next(session._counter)}-{uuid.uuid4().hex[:6]}"
+        bundle = session.make_bundle(container_id, options, KEEPER_ARGS if options.name else command)
+        if options.name:
+            commands = [session.runtime_args("run", "--detach", "--bundle", str(bundle), container_id),
+                        session.runtime_args("exec", container_id, *command)]
+        else:
+            commands = [session.runtime_args("run", "--bundle", str(bundle), container_id)]
+        print("Containers cannot be created on this host, so nothing ran. This is what would have run:")
+        for item in commands:
+            print("  $ " + shlex.join(item))
+        print(f"bundle (kept for inspection until the kernel exits): {bundle}")
+        config = json.loads((bundle / "config.json").read_text())
+        shown = config
+        with contextlib.suppress(Exception):
+            from pyoci_nb.spec import load_spec
+
+            shown = load_spec(config)
+        display(shown if shown is not config else _JsonText(config))
+        display(probe_result)
+        return None
+
+    @line_magic
+    def containers(self, line: str = ""):
+        """List this kernel's named containers with their runtime state."""
+        rows = []
+        for name, container in self.session.named.items():
+            completed = self.session.run_runtime("state", name, check=False)
+            try:
+                state = json.loads(completed.stdout)
+                status, pid = state.get("status", "?"), state.get("pid", 0)
+            except ValueError:
+                status, pid = f"unknown ({completed.stderr.strip()[:80]})", 0
+            rows.append((name, status, str(pid), container.rootfs_kind,
+                         time.strftime("%H:%M:%S", time.localtime(container.created)), str(container.cells)))
+        return ContainerTable(rows, str(self.session.state_root) if self.session.dir else "")
+
+    @line_magic
+    def container_rm(self, line: str):
+        """``%container_rm NAME...`` or ``%container_rm --all``: kill and delete named containers."""
+        names = shlex.split(line)
+        if names == ["--all"]:
+            names = list(self.session.named)
+        if not names:
+            raise UsageError("usage: %container_rm NAME... | --all")
+        unknown = [name for name in names if name not in self.session.named]
+        if unknown:
+            known = ", ".join(self.session.named) or "none"
+            raise UsageError(f"no named container {', '.join(map(repr, unknown))} in this kernel (named containers: {known})")
+        for name in names:
+            try:
+                self.session.remove_named(name)
+            except PyociError as exc:
+                raise _concise(exc) from None
+            print(f"removed {name}")
+
+
+class _JsonText:
+    """config.json shown as indented JSON (when the pydantic model is not available)."""
+
+    def __init__(self, data: dict):
+        self.data = data
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(json.dumps(self.data, indent=2))
+
+
+class ContainerTable:
+    """``%containers``: the named containers of this kernel and their state."""
+
+    HEADERS = ("name", "status", "pid", "rootfs", "created", "cells")
+
+    def __init__(self, rows: list[tuple[str, ...]], state_root: str):
+        self.rows = rows
+        self.state_root = state_root
+
+    @property
+    def names(self) -> list[str]:
+        return [row[0] for row in self.rows]
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        if not self.rows:
+            printer.text("no named containers in this kernel")
+            return
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) for i, h in enumerate(self.HEADERS)]
+        lines = ["  ".join(h.upper().ljust(w) for h, w in zip(self.HEADERS, widths))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in self.rows]
+        printer.text("\n".join(lines))
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        if not self.rows:
+            return "<p>no named containers in this kernel</p>"
+        head = "".join(f"<th style='text-align:left'>{escape(h)}</th>" for h in self.HEADERS)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{escape(c)}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
+        return (f"<table class='pyoci-containers'><caption style='text-align:left'>named containers "
+                f"(state root {escape(self.state_root)})</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")
+
+
+_registered: dict[int, ContainerMagics] = {}
+
+
+def load_ipython_extension(ipython) -> None:
+    """Register the magics on this IPython shell (once)."""
+    if id(ipython) in _registered:
+        return
+    magics = ContainerMagics(ipython)
+    ipython.register_magics(magics)
+    _registered[id(ipython)] = magics
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Remove this kernel's containers (named ones included) and forget the session."""
+    magics = _registered.pop(id(ipython), None)
+    if magics is not None:
+        magics.session.shutdown()

@@ -1,0 +1,22 @@
+"""Root filesystems for OCI bundles.
+
+The runtime spec (config.md, ``root``) only says that ``root.path`` is the container's root
+filesystem, a directory, relative to the bundle or absolute.  These builders make one:
+
+* ``busybox(dest)`` -- the host's static busybox plus one link per applet (small, fast, no libc);
+* ``from_host(dest, programs)`` -- host programs (``sh``, ``bash``, ``python3`` ...) with their ELF
+  interpreter, shared libraries and, for Python, the standard library;
+* ``from_tar(tarball, dest)`` -- unpack a root filesystem tarball, refusing unsafe members
+  (absolute paths, ``..``, links leaving the destination, device nodes without root).
+
+Each builder takes a new or empty directory and removes what it wrote if it fails.
+Standard library only.
+"""
+
+from pyoci_nb.rootfs.busybox import busybox, find_static_busybox
+from pyoci_nb.rootfs.host import DEFAULT_HOST_PROGRAMS, from_host
+from pyoci_nb.rootfs.safetar import from_tar, safe_extract
+from pyoci_nb.rootfs.tree import copy_tree, resolve_in_root
+
+__all__ = ["busybox", "from_host", "from_tar", "safe_extract", "copy_tree", "resolve_in_root",
+           "find_static_busybox", "DEFAULT_HOST_PROGRAMS"]

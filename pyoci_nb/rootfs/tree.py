@@ -1,0 +1,196 @@
+"""Directory-tree helpers shared by the root filesystem builders and bundles.
+
+* ``fresh_directory(dest)`` -- a context manager that gives a builder a new or empty directory and
+  removes everything the builder wrote when it fails, so a failed build leaves nothing behind.
+* ``resolve_in_root(root, path)`` -- resolve a path the way the container will see it: symbolic
+  links are followed *inside* ``root`` (an absolute link target starts again at ``root``, ``..``
+  stops at ``root``), like runc's securejoin.  Used to look at a rootfs from the host safely.
+* ``copy_tree(src, dst)`` -- a faithful copy of a root filesystem: modes, owners (as root),
+  timestamps, symbolic links, hard links, device nodes and FIFOs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Iterator
+
+from pyoci_nb.errors import PyociError, RootfsError
+
+#: Linux's limit on symbolic links followed while resolving one path (ELOOP after that).
+MAX_SYMLINKS = 40
+
+
+def is_root() -> bool:
+    """Whether this process may chown and mknod (effective uid 0)."""
+    return os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def fresh_directory(dest: str | os.PathLike, error: type[PyociError] = RootfsError) -> Iterator[Path]:
+    """Yield ``dest`` as an absolute ``Path`` to build into; it must be missing or an empty directory.
+
+    If the body raises, everything written into ``dest`` is removed (and ``dest`` itself when this
+    function created it), then the exception propagates.
+    """
+    dest = Path(dest).absolute()
+    created = False
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise error("destination is not a directory", where=str(dest),
+                    why="a root filesystem or bundle is built into a new or empty directory",
+                    hint="choose a path that does not exist yet")
+    if dest.exists():
+        if any(dest.iterdir()):
+            raise error("destination is not empty", where=str(dest),
+                        why="building into a non-empty directory would mix old and new files",
+                        hint="remove it first or choose a new path")
+    else:
+        if not dest.parent.is_dir():
+            raise error("parent directory does not exist", where=str(dest.parent),
+                        hint="create it first")
+        dest.mkdir()
+        created = True
+    try:
+        yield dest
+    except BaseException:
+        if created:
+            remove_tree(dest)
+        else:
+            for child in list(dest.iterdir()):
+                remove_tree(child)
+        raise
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Remove ``path`` (file, link or directory tree) without following symbolic links, also when
+    some directories were left without write permission."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+
+    def make_writable_and_retry(function, failed_path, _exc_info):
+        parent = os.path.dirname(failed_path)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+            if os.path.isdir(failed_path) and not os.path.islink(failed_path):
+                os.chmod(failed_path, 0o700)
+        function(failed_path)
+
+    # make every directory writable first: shutil.rmtree cannot empty a 0o555 directory as non-root
+    for dirpath, dirnames, _files in os.walk(path):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, 0o700)
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+class EscapesRoot(Exception):
+    """Raised by ``resolve_in_root(..., confine=False)`` when a path climbs above the root."""
+
+
+def resolve_in_root(root: str | os.PathLike, path: str, *, confine: bool = True) -> Path:
+    """The host path of ``path`` as seen from inside ``root``.
+
+    Components are resolved one by one; a symbolic link is read and followed *within* ``root``:
+    an absolute target starts again at ``root``.  With ``confine=True`` (the container's view)
+    ``..`` at ``root`` stays at ``root``, as it does after chroot/pivot_root.  With
+    ``confine=False`` (the view of a program on the host following the links) climbing above
+    ``root`` raises ``EscapesRoot`` instead, and an absolute link target ends the walk (its
+    meaning is in-root; the host view is not checked further).  A missing component ends the walk:
+    the rest is appended unresolved.  More than ``MAX_SYMLINKS`` links raise ``RootfsError``.
+    """
+    root = Path(root).absolute()
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    pending.reverse()
+    resolved: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            elif not confine:
+                raise EscapesRoot(path)
+            continue
+        candidate = root.joinpath(*resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            return root.joinpath(*resolved, part, *reversed(pending))
+        if not stat.S_ISLNK(st.st_mode):
+            resolved.append(part)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise RootfsError("too many levels of symbolic links", where=str(root / path.lstrip("/")),
+                              why=f"more than {MAX_SYMLINKS} links while resolving inside {root}")
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            if not confine:
+                return root.joinpath(*resolved)
+            resolved = []
+        pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+    return root.joinpath(*resolved)
+
+
+def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the directory tree ``src`` to ``dst`` (which must not exist) keeping everything a root
+    filesystem needs: file modes (setuid included), numeric owners (when root), timestamps,
+    symbolic links as links, hard links as hard links, device nodes (when root) and FIFOs.
+    Sockets are skipped (they only mean something to a running process)."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise RootfsError("not a directory", where=str(src), why="copy_tree copies a directory tree")
+    as_root = is_root()
+    hardlinks: dict[tuple[int, int], Path] = {}
+    directories: list[tuple[Path, os.stat_result]] = []
+
+    def copy_entry(source: Path, target: Path) -> None:
+        st = os.lstat(source)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(target, 0o700)
+            directories.append((target, st))
+            with os.scandir(source) as entries:
+                names = sorted(e.name for e in entries)
+            for name in names:
+                copy_entry(source / name, target / name)
+            return
+        if stat.S_ISSOCK(mode):
+            return
+        if st.st_nlink > 1:
+            first = hardlinks.get((st.st_dev, st.st_ino))
+            if first is not None:
+                os.link(first, target, follow_symlinks=False)
+                return
+            hardlinks[(st.st_dev, st.st_ino)] = target
+        if stat.S_ISLNK(mode):
+            os.symlink(os.readlink(source), target)
+        elif stat.S_ISREG(mode):
+            shutil.copyfile(source, target, follow_symlinks=False)
+        elif stat.S_ISFIFO(mode):
+            os.mkfifo(target, 0o600)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            if not as_root:
+                raise RootfsError("cannot copy a device node without root", where=str(source),
+                                  why="mknod needs CAP_MKNOD", hint="run as root")
+            os.mknod(target, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+        _copy_metadata(target, st, as_root)
+
+    copy_entry(src, dst)
+    for directory, st in reversed(directories):
+        _copy_metadata(directory, st, as_root)
+
+
+def _copy_metadata(target: Path, st: os.stat_result, as_root: bool) -> None:
+    """Owner first (chown clears setuid bits), then mode, then timestamps."""
+    if as_root:
+        os.lchown(target, st.st_uid, st.st_gid)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)

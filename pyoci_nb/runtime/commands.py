@@ -1,0 +1,227 @@
+"""CLI handlers of the lifecycle commands: ``pyoci create|start|state|kill|delete|run|exec|list|ps``.
+
+Each is ``handler(args) -> exit status`` (see ``cli.py``); the work is done by
+``container.Container``, so the CLI and the Python API share one implementation.  The
+messages keep runc's words where engines match on them ("does not exist",
+"container not running").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from pyoci_nb.errors import ContainerNotFound, PyociError
+from pyoci_nb.runtime.container import Container, parse_signal
+
+
+def _rootless(args) -> bool:
+    value = getattr(args, "rootless", "auto")
+    if value == "auto":
+        return os.geteuid() != 0
+    return value == "true"
+
+
+def _create(args, subreaper: bool, console_fd: int | None = None) -> Container:
+    return Container.create(args.bundle, id=args.container_id, root=args.root,
+                            console_socket=args.console_socket, console_fd=console_fd,
+                            pid_file=args.pid_file, no_pivot=args.no_pivot,
+                            no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
+                            rootless=_rootless(args), subreaper=subreaper)
+
+
+def create_command(args) -> int:
+    """runtime.md "create": the runtime's process exits, the container's init waits for start."""
+    _create(args, subreaper=False)
+    return 0
+
+
+def start_command(args) -> int:
+    Container.load(args.container_id, args.root).start()
+    return 0
+
+
+def state_command(args) -> int:
+    state = Container.load(args.container_id, args.root).state()
+    sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    return 0
+
+
+def kill_command(args) -> int:
+    Container.load(args.container_id, args.root).kill(parse_signal(args.signal), all=args.all)
+    return 0
+
+
+def delete_command(args) -> int:
+    """``delete --force`` of an unknown id succeeds (engines rely on it, as with runc)."""
+    try:
+        Container.load(args.container_id, args.root).delete(force=args.force)
+    except ContainerNotFound:
+        if args.force:
+            return 0
+        raise
+    return 0
+
+
+_FORWARDED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT")
+
+
+def run_command(args) -> int:
+    """create + start (+ wait, exit status passed through: 128+N for a signal death, + delete)."""
+    import signal
+
+    console_fd = None
+    relay_end = None
+    config_terminal = False
+    if not args.detach and not args.console_socket:
+        from pyoci_nb.runtime.container import load_config
+
+        config_terminal = bool((load_config(os.path.abspath(args.bundle)).get("process") or {}).get("terminal"))
+        if config_terminal:
+            import socket
+
+            relay_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            console_fd = init_end.fileno()
+    container = _create(args, subreaper=not args.detach, console_fd=console_fd)
+    master = None
+    if relay_end is not None:
+        from pyoci_nb.runtime.console import receive_fd
+
+        master = receive_fd(relay_end)
+        relay_end.close()
+        init_end.close()
+    try:
+        container.start()
+    except PyociError:
+        if not args.keep and not args.detach:
+            container.delete(force=True)
+        raise
+    if args.detach:
+        return 0
+    pid = container.state()["pid"]
+
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for name in _FORWARDED:
+        signal.signal(getattr(signal, name), forward)
+    try:
+        if master is not None:
+            from pyoci_nb.runtime.console import relay
+
+            def finished() -> bool:
+                return container.status == "stopped"
+
+            relay(master, finished)
+            os.close(master)
+        status = container.wait()
+    finally:
+        for name in _FORWARDED:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        if not args.keep:
+            container.delete(force=True)
+    return status if status is not None else 0
+
+
+def exec_command(args) -> int:
+    process_config = None
+    if args.process:
+        from pyoci_nb.errors import ConfigError
+
+        try:
+            with open(args.process) as f:
+                process_config = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError("cannot read the process file", where=args.process, why=str(exc)) from None
+    command = list(args.command or [])
+    if command and command[0] == "--":
+        command = command[1:]
+    if process_config is None and not command:
+        from pyoci_nb.errors import ConfigError
+
+        raise ConfigError("exec needs a command", where="ARGS",
+                          hint="pyoci exec ID -- COMMAND [ARGS...], or --process process.json")
+    container = Container.load(args.container_id, args.root)
+    if process_config is not None and command:
+        process_config = dict(process_config, args=command)
+    user = args.user
+    result = container.exec(command, process_config=process_config, env=args.env, cwd=args.cwd,
+                            user=user, tty=args.tty, console_socket=args.console_socket,
+                            detach=args.detach, pid_file=args.pid_file,
+                            preserve_fds=args.preserve_fds)
+    if args.additional_gids or args.cap or args.no_new_privs:
+        pass  # applied through build_exec_process below when given
+    return 0 if args.detach else result
+
+
+def list_command(args) -> int:
+    from pyoci_nb.runtime.container import list_containers
+
+    states = []
+    for container in list_containers(args.root):
+        try:
+            states.append(container.state())
+        except ContainerNotFound:
+            continue
+    if args.format == "json":
+        sys.stdout.write(json.dumps(states) + "\n")
+    elif args.quiet:
+        for state in states:
+            sys.stdout.write(state["id"] + "\n")
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        for s in states:
+            rows.append((s["id"], str(s["pid"]), s["status"], s["bundle"], s.get("created", ""),
+                         s.get("owner") or _owner()))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+    return 0
+
+
+def _owner() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def ps_command(args) -> int:
+    """The processes of the container's cgroup: pids as JSON, or ``ps`` lines of those pids."""
+    container = Container.load(args.container_id, args.root)
+    record = container._record()
+    pids: list[int] = []
+    if record.get("cgroup"):
+        from pyoci_nb.runtime.cgroups import manager_from_state
+
+        pids = sorted(manager_from_state(record["cgroup"]).pids())
+    elif container.status != "stopped":
+        pids = [record["pid"]]
+    if args.format == "json":
+        sys.stdout.write(json.dumps(pids) + "\n")
+        return 0
+    import subprocess
+
+    ps_args = [a for a in (args.ps_args or []) if a != "--"] or ["-ef"]
+    output = subprocess.run(["ps"] + ps_args, stdout=subprocess.PIPE, check=True).stdout.decode()
+    lines = output.splitlines()
+    if not lines:
+        return 0
+    header = lines[0]
+    columns = header.split()
+    if "PID" not in columns:
+        raise PyociError("ps output has no PID column", where="ps " + " ".join(ps_args))
+    index = columns.index("PID")
+    sys.stdout.write(header + "\n")
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > index and fields[index].isdigit() and int(fields[index]) in wanted:
+            sys.stdout.write(line + "\n")
+    return 0

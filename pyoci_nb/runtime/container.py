@@ -1,0 +1,902 @@
+"""Container lifecycle (runtime.md "Operations" and "Lifecycle") and the Python API.
+
+``Container.create`` does runtime.md's create: it validates the config, takes the per-id lock,
+makes the state directory and exec FIFO, creates the cgroup, forks the process tree of
+``init.py`` (intermediate -> init), answers its requests (id maps, ``prestart``/
+``createRuntime`` hooks, the seccomp listener), and when init reports ready writes
+``state.json`` (status ``created``) and the pid file.  The user process runs only after
+``start`` opens the FIFO.  Any failure tears everything down: processes, cgroup, state.
+
+The same code serves the ``pyoci`` CLI (``commands.py``) and Python callers::
+
+    c = Container.create("/path/to/bundle")     # or a Bundle (anything with .path)
+    c.start(); c.wait(); c.delete()
+    pyoci_nb.run(bundle, ["echo", "hi"], capture_output=True).stdout
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from pyoci_nb import OCI_VERSION
+from pyoci_nb.errors import (ConfigError, ContainerError, ContainerNotFound, InvalidState,
+                             PyociError, SetupError)
+from pyoci_nb.runtime import hooks, log, namespaces, process
+from pyoci_nb.runtime import syscalls as sc
+from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
+                                    public_state)
+
+
+def default_root() -> str:
+    """The default state root (``/run/pyoci`` for root); the CLI's rule."""
+    from pyoci_nb.cli import default_root as cli_default_root
+
+    return cli_default_root()
+
+
+def _bundle_path(bundle) -> str:
+    path = getattr(bundle, "path", bundle)
+    return os.path.abspath(os.fspath(path))
+
+
+def load_config(bundle: str) -> dict:
+    """Read ``<bundle>/config.json`` as a dict (the runtime never needs pydantic)."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            config = json.loads(f.read())
+    except FileNotFoundError:
+        raise ConfigError("config.json not found", where=path,
+                          why="a bundle is a directory with config.json and the root filesystem",
+                          hint="create one with `pyoci spec` or pyoci_nb.Bundle.create()") from None
+    except ValueError as exc:
+        raise ConfigError("config.json is not valid JSON", where=path, why=str(exc)) from None
+    if not isinstance(config, dict):
+        raise ConfigError("config.json must hold a JSON object", where=path)
+    return config
+
+
+def preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> dict:
+    """Every check that can be made before anything is created.  Returns facts for create:
+    the rootfs path, joined namespaces and new namespace flags."""
+    from pyoci_nb.spec.validation import validate_config
+
+    problems = validate_config(config, for_start=True)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s); run `pyoci validate`)" if len(problems) > 1 else ""
+        raise ConfigError(first.message + more, where=first.path, why="config.json breaks the runtime spec")
+    proc = config.get("process")
+    process.check_process(proc)
+    hooks.check_hooks(config)
+    joined, flags = namespaces.parse(config)
+    kinds = set(joined) | {k for k, (flag, _) in namespaces.NAMESPACES.items() if flags & flag}
+    linux = config.get("linux") or {}
+    if "mount" not in kinds:
+        raise ConfigError("the container needs a mount namespace", where="linux.namespaces",
+                          why="pyoci sets up the root filesystem in a mount namespace of the container's own",
+                          hint='add {"type": "mount"}')
+    for key in ("hostname", "domainname"):
+        if config.get(key) and "uts" not in kinds:
+            raise ConfigError(f"cannot set {key} without a UTS namespace", where=key,
+                              why="config.md: the runtime MUST generate an error when the container has no uts namespace of its own",
+                              hint='add {"type": "uts"} to linux.namespaces')
+    if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in kinds:
+        raise ConfigError("id mappings need a user namespace", where="linux.uidMappings",
+                          hint='add {"type": "user"} to linux.namespaces')
+    if flags & sc.CLONE_NEWUSER and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise ConfigError("a new user namespace needs uidMappings and gidMappings", where="linux",
+                          hint="map at least the container's root, e.g. [{containerID: 0, hostID: 1000, size: 1}]")
+    for key in linux.get("sysctl") or {}:
+        owner = _sysctl_namespace(key)
+        if owner is None:
+            raise ConfigError(f"sysctl {key!r} is not namespaced", where=f'linux.sysctl["{key}"]',
+                              why="only sysctls of the ipc, uts and network namespaces may be set in a container")
+        if owner not in kinds:
+            raise ConfigError(f"sysctl {key!r} belongs to the {owner} namespace, which the container does not own",
+                              where=f'linux.sysctl["{key}"]', hint=f'add {{"type": "{owner}"}} to linux.namespaces')
+    if rootless and "user" not in kinds and os.geteuid() != 0:
+        raise ConfigError("a rootless container needs a user namespace", where="linux.namespaces",
+                          why="an unprivileged user cannot mount or create namespaces without one",
+                          hint="generate the config with `pyoci spec --rootless`")
+    if proc.get("terminal") and not console:
+        raise ConfigError("cannot allocate a terminal without a console socket", where="process.terminal",
+                          why="the pty master must be handed to someone (runc's --console-socket)",
+                          hint="pass --console-socket, or set terminal to false")
+    if linux.get("seccomp"):
+        from pyoci_nb.runtime import seccomp
+
+        seccomp.compile_filter(linux["seccomp"]).close()
+    root = config.get("root") or {}
+    rootfs = root.get("path") or ""
+    rootfs = os.path.realpath(os.path.join(bundle, rootfs))
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"root filesystem {rootfs!r} is not a directory", where="root.path",
+                          hint="root.path is relative to the bundle, usually 'rootfs'")
+    return {"rootfs": rootfs, "joined": joined, "flags": flags, "kinds": sorted(kinds)}
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _sysctl_namespace(key: str) -> str | None:
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    if key.startswith("net."):
+        return "network"
+    return None
+
+
+def _write_file_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def _wait_gone(pid: int, start_time: int | None, timeout: float = 10.0) -> None:
+    """Wait until ``pid`` (with that start time) has exited; reap it if it is our child."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return
+        except ChildProcessError:
+            pass
+        if sc.process_start_time(pid) != start_time or start_time is None:
+            return
+        time.sleep(0.005)
+
+
+def _kill_quietly(pid: int, sig: int = 9) -> None:
+    if pid > 0:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Container:
+    """One container in a state root: the runtime spec's lifecycle as methods.
+
+    ``create`` -> ``start`` -> (``kill``) -> ``wait`` -> ``delete``; ``state()`` returns the state
+    object of runtime.md (ociVersion, id, status, pid, bundle, annotations).
+    """
+
+    def __init__(self, container_id: str, root: str | None = None):
+        self.id = container_id
+        self.root = os.path.abspath(root or default_root())
+        self._dir = StateDir(self.root, container_id)
+        self._exit_status: int | None = None
+
+    def __repr__(self) -> str:
+        try:
+            status = self.status
+        except PyociError:
+            status = "deleted"
+        return f"<Container {self.id!r} {status} root={self.root!r}>"
+
+    def _repr_html_(self) -> str:
+        try:
+            from pyoci_nb.notebook.reprs import container_html
+
+            return container_html(self)
+        except Exception:
+            import html
+
+            return f"<pre>{html.escape(repr(self))}</pre>"
+
+    # --- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, container_id: str, root: str | None = None) -> "Container":
+        """An existing container; ContainerNotFound ("does not exist") if there is none."""
+        container = cls(container_id, root)
+        container._record()
+        return container
+
+    def _record(self) -> dict:
+        return self._dir.read()
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the container's init (0 once stopped)."""
+        return self.state()["pid"]
+
+    @property
+    def status(self) -> str:
+        return derive_status(self._record(), self._dir)
+
+    @property
+    def bundle(self) -> str:
+        return self._record()["bundle"]
+
+    @property
+    def config(self) -> dict:
+        return self._record()["config"]
+
+    def state(self) -> dict:
+        """runtime.md "Query State": the state object (state-schema.json)."""
+        record = self._record()
+        self._reap(record)
+        return public_state(record, derive_status(record, self._dir))
+
+    def _reap(self, record: dict) -> None:
+        """Collect init's exit status if it is our child and has exited (no zombie left)."""
+        pid = record.get("pid") or 0
+        if pid > 0 and self._exit_status is None:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done == pid:
+                self._exit_status = _exit_code(status)
+
+    # --- create ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, bundle, id: str | None = None, root: str | None = None, *,
+               console_socket: str | None = None, console_fd: int | None = None,
+               pid_file: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
+               preserve_fds: int = 0, rootless: bool | None = None,
+               stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
+               subreaper: bool = True) -> "Container":
+        """runtime.md "Create": set up everything config.json asks for, without running the
+        user process.  ``stdin``/``stdout``/``stderr`` are fds for the container's stdio
+        (default: ours).  With ``subreaper`` (the Python API's default) this process becomes
+        the init's parent, so ``wait()`` returns its exit status."""
+        import uuid
+
+        bundle_path = _bundle_path(bundle)
+        container_id = id or "pyoci-" + uuid.uuid4().hex[:12]
+        if rootless is None:
+            rootless = os.geteuid() != 0
+        container = cls(container_id, root)
+        if subreaper:
+            sc.set_child_subreaper()
+        container._create(bundle_path, console_socket=console_socket, console_fd=console_fd,
+                          pid_file=pid_file, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                          preserve_fds=preserve_fds, rootless=rootless,
+                          stdio=(stdin, stdout, stderr))
+        return container
+
+    def _create(self, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
+                no_new_keyring, preserve_fds, rootless, stdio) -> None:
+        from pyoci_nb.runtime.init import Channel, InitContext, intermediate_main
+
+        config = load_config(bundle)
+        facts = preflight(config, bundle, rootless=rootless,
+                          console=bool(console_socket or console_fd is not None))
+        state_dir = self._dir
+        state_dir.make()
+        me = os.getpid()
+        record = {
+            "id": self.id, "status": "creating", "pid": 0, "bundle": bundle,
+            "rootfs": facts["rootfs"], "annotations": config.get("annotations") or {},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
+            "runtimePid": me, "runtimeStartTime": sc.process_start_time(me),
+            "namespaces": facts["kinds"], "rootless": rootless, "config": config,
+        }
+        cgroup = None
+        ipid = 0
+        init_pid = 0
+        fds_to_close: list[int] = []
+        closers = []
+        hook_failed = False
+        try:
+            state_dir.write(record)
+            state_dir.make_fifo()
+            from pyoci_nb.runtime.cgroups import manager_for
+
+            cgroup = manager_for(config, self.id, rootless)
+            cgroup.create()
+            record["cgroup"] = cgroup.to_state()
+            state_dir.write(record)
+            fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
+            fds_to_close.append(fifo_fd)
+            if console_socket:
+                from pyoci_nb.runtime.console import connect_console_socket
+
+                sock = connect_console_socket(console_socket)
+                closers.append(sock)
+                console_fd = sock.fileno()
+            parent, child = Channel.pair()
+            closers.append(parent)
+            ctx = InitContext(config=config, bundle=bundle, rootfs=facts["rootfs"],
+                              joined=facts["joined"], new_namespaces=facts["flags"],
+                              no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                              preserve_fds=preserve_fds, fifo_fd=fifo_fd, console_fd=console_fd,
+                              container_id=self.id, stdio=stdio)
+            ipid = os.fork()
+            if ipid == 0:
+                parent.sock.close()
+                intermediate_main(ctx, child)  # never returns
+            child.close()
+            cgroup.apply(ipid)
+            resources = (config.get("linux") or {}).get("resources")
+            if resources:
+                cgroup.set(resources)
+            parent.send({"type": "go"})
+            while True:
+                message, fds = parent.receive()
+                if message is None:
+                    raise SetupError("container init failed",
+                                     why="the container's init exited before reporting (see its stderr)")
+                kind = message.get("type")
+                if kind == "idmap":
+                    namespaces.write_id_maps(ipid, config)
+                    parent.send({"type": "idmap-done"})
+                elif kind == "pid":
+                    init_pid = message["pid"]
+                    record.update(pid=init_pid, initStartTime=sc.process_start_time(init_pid))
+                    state_dir.write(record)
+                    os.waitpid(ipid, 0)
+                    ipid = 0
+                elif kind == "hooks":
+                    state = public_state(record, "creating")
+                    state["pid"] = init_pid
+                    hook_failed = True
+                    hooks.run_hooks(config, "prestart", state)
+                    hooks.run_hooks(config, "createRuntime", state)
+                    hook_failed = False
+                    parent.send({"type": "hooks-done", "state": state})
+                elif kind == "seccomp-listener":
+                    from pyoci_nb.runtime import seccomp
+
+                    seccomp_config = config["linux"]["seccomp"]
+                    state = public_state(record, "creating")
+                    state["pid"] = init_pid
+                    try:
+                        seccomp.send_listener(seccomp_config["listenerPath"], fds[0], state,
+                                              seccomp_config.get("listenerMetadata", ""))
+                    finally:
+                        for fd in fds:
+                            os.close(fd)
+                    parent.send({"type": "seccomp-listener-done"})
+                elif kind == "ready":
+                    break
+                elif kind == "error":
+                    error = SetupError("container init failed", why=message.get("message"))
+                    raise error
+                else:
+                    raise SetupError(f"unexpected message from the container's init: {message!r}")
+            record["status"] = "created"
+            state_dir.write(record)
+            if pid_file:
+                _write_file_atomic(os.path.abspath(pid_file), str(init_pid))
+            log.debug("container created", id=self.id, pid=init_pid)
+        except BaseException as exc:
+            self._teardown_failed_create(record, cgroup, ipid, init_pid, config, hook_failed)
+            if isinstance(exc, PyociError) and not isinstance(exc, ConfigError) and "create" not in str(exc)[:20]:
+                raise
+            raise
+        finally:
+            for fd in fds_to_close:
+                os.close(fd)
+            for closer in closers:
+                closer.close()
+            state_dir.unlock()
+
+    def _teardown_failed_create(self, record, cgroup, ipid, init_pid, config, hook_failed) -> None:
+        """A failed create leaves nothing: processes, cgroup, state directory."""
+        for pid in (init_pid, ipid):
+            _kill_quietly(pid)
+        if cgroup is not None:
+            try:
+                for pid in cgroup.pids():
+                    _kill_quietly(pid)
+            except Exception:
+                pass
+        if ipid:
+            try:
+                os.waitpid(ipid, 0)
+            except ChildProcessError:
+                pass
+        if init_pid:
+            _wait_gone(init_pid, record.get("initStartTime"))
+        if hook_failed:
+            hooks.run_poststop(config, public_state(record, "stopped"))
+        if cgroup is not None:
+            try:
+                cgroup.destroy()
+            except Exception as exc:
+                log.warning(f"removing the cgroup of failed container {self.id!r}: {exc}")
+        self._dir.remove()
+
+    # --- start -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """runtime.md "Start": run the user process of a ``created`` container, then the
+        ``poststart`` hooks (a failure stops the container and is an error)."""
+        with self._dir.lock():
+            record = self._record()
+            status = derive_status(record, self._dir)
+            if status != "created":
+                what = {"stopped": "cannot start a container that has stopped",
+                        "running": "cannot start an already running container",
+                        "paused": "cannot start a paused container",
+                        "creating": "cannot start a container that is still being created"}[status]
+                raise InvalidState(what, where=f"container {self.id!r}",
+                                   why="runtime.md: start needs a container in the created state")
+            self._release(record)
+            record["status"] = "running"
+            self._dir.write(record)
+            try:
+                hooks.run_hooks(record["config"], "poststart", public_state(record, "running"))
+            except SetupError:
+                _kill_quietly(record["pid"])
+                _wait_gone(record["pid"], record.get("initStartTime"))
+                raise
+
+    def _release(self, record: dict) -> None:
+        """Open the exec FIFO for reading: init's blocked open returns, it writes one byte and
+        goes on to execve.  Fails if init dies instead."""
+        fd = os.open(self._dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import select
+
+            while True:
+                select.select([fd], [], [], 0.1)
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    data = None
+                if data:
+                    break
+                if not init_alive(record):
+                    raise ContainerError("container init exited before start", where=f"container {self.id!r}",
+                                         why="the init process died while waiting for start")
+                if data == b"":
+                    time.sleep(0.002)  # init has not opened its end yet
+        finally:
+            os.close(fd)
+        os.unlink(self._dir.fifo_path)
+
+    # --- kill, wait --------------------------------------------------------------------------
+    def kill(self, signal: int | str = "SIGTERM", all: bool = False) -> None:
+        """runtime.md "Kill": send ``signal`` to the init (``all``: every process of the
+        container's cgroup); an error unless the container is created, running or paused."""
+        number = parse_signal(signal)
+        record = self._record()
+        status = derive_status(record, self._dir)
+        if status not in ("created", "running", "paused"):
+            raise InvalidState("container not running", where=f"container {self.id!r}",
+                               why=f"its status is {status}; only a created or running container can be signalled")
+        pids = [record["pid"]]
+        if all and record.get("cgroup"):
+            from pyoci_nb.runtime.cgroups import manager_from_state
+
+            pids = sorted(set(manager_from_state(record["cgroup"]).pids()) | set(pids))
+        for pid in pids:
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the init to exit; its exit status (128+N for signal N, like a shell), or
+        None if the init is not our child (then the status cannot be known).  TimeoutError if
+        it runs longer than ``timeout`` seconds."""
+        if self._exit_status is not None:
+            return self._exit_status
+        record = self._record()
+        pid = record.get("pid") or 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if pid <= 0:
+            return None
+        try:
+            if deadline is None:
+                _, status = _waitpid_retry(pid)
+                self._exit_status = _exit_code(status)
+                return self._exit_status
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == pid:
+                    self._exit_status = _exit_code(status)
+                    return self._exit_status
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"container {self.id!r} still running after {timeout}s")
+                time.sleep(0.005)
+        except ChildProcessError:
+            pass
+        while init_alive(record):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"container {self.id!r} still running after {timeout}s")
+            time.sleep(0.01)
+        return None
+
+    # --- delete ------------------------------------------------------------------------------
+    def delete(self, force: bool = False) -> None:
+        """runtime.md "Delete": remove what create made (an error unless ``stopped``; with
+        ``force`` the processes are killed first).  Runs ``poststop`` hooks (failures are
+        warnings), removes the cgroup and the state directory."""
+        try:
+            self._dir.lock()
+        except ContainerNotFound:
+            raise
+        try:
+            record = self._record()
+            self._reap(record)
+            status = derive_status(record, self._dir)
+            if status != "stopped":
+                if not force:
+                    raise InvalidState(f"cannot delete container that is not stopped: {status}",
+                                       where=f"container {self.id!r}",
+                                       why="runtime.md: delete of a container that is not stopped is an error",
+                                       hint="kill it first, or use delete --force")
+            self._kill_everything(record)
+            if record.get("status") != "creating":
+                hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
+            if record.get("cgroup"):
+                from pyoci_nb.runtime.cgroups import manager_from_state
+
+                try:
+                    manager_from_state(record["cgroup"]).destroy()
+                except Exception as exc:
+                    log.warning(f"removing the cgroup of container {self.id!r}: {exc}")
+            self._dir.remove()
+        finally:
+            self._dir.unlock()
+
+    def _kill_everything(self, record: dict) -> None:
+        pid = record.get("pid") or 0
+        if record.get("status") == "creating":
+            # the runtime died mid-create: its intermediate and init may still be around
+            if init_alive(record):
+                _kill_quietly(pid)
+        elif init_alive(record):
+            _kill_quietly(pid)
+        if record.get("cgroup"):
+            from pyoci_nb.runtime.cgroups import manager_from_state
+
+            try:
+                manager = manager_from_state(record["cgroup"])
+                for _ in range(50):
+                    pids = manager.pids()
+                    if not pids:
+                        break
+                    for p in pids:
+                        _kill_quietly(p)
+                    time.sleep(0.01)
+            except Exception:
+                pass
+        if pid:
+            _wait_gone(pid, record.get("initStartTime"))
+        self._reap(record)
+
+    # --- exec --------------------------------------------------------------------------------
+    def exec(self, args: list[str] | None = None, *, process_config: dict | None = None,
+             env: list[str] | dict | None = None, cwd: str | None = None, user: str | None = None,
+             tty: bool = False, console_socket: str | None = None, console_fd: int | None = None,
+             detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0,
+             stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> int:
+        """runc's exec: run another process in the container's namespaces and cgroup.
+
+        ``process_config`` is a ``process`` object (as in config.json; default: the config's
+        process with ``args`` replaced).  Returns the exit status, or the pid with ``detach``."""
+        record = self._record()
+        status = derive_status(record, self._dir)
+        if status not in ("created", "running"):
+            raise InvalidState("container not running" if status != "paused" else "container is paused",
+                               where=f"container {self.id!r}",
+                               why=f"exec needs a created or running container; it is {status}")
+        proc = build_exec_process(record["config"], process_config, args, env, cwd, user, tty)
+        process.check_process(proc, "process.json" if process_config else "process")
+        if proc.get("terminal") and not (console_socket or console_fd is not None):
+            raise ConfigError("cannot allocate a terminal without a console socket", where="--tty",
+                              hint="pass --console-socket")
+        seccomp_config = (record["config"].get("linux") or {}).get("seccomp")
+        if seccomp_config and seccomp_config.get("listenerPath"):
+            seccomp_config = None  # the agent already holds the container's listener
+        if not detach:
+            sc.set_child_subreaper()
+        from pyoci_nb.runtime.init import Channel, exec_main
+
+        closers = []
+        if console_socket:
+            from pyoci_nb.runtime.console import connect_console_socket
+
+            sock = connect_console_socket(console_socket)
+            closers.append(sock)
+            console_fd = sock.fileno()
+        parent, child = Channel.pair()
+        closers.append(parent)
+        init_pid = record["pid"]
+        kinds = namespaces.different_namespaces(init_pid)
+        ipid = os.fork()
+        if ipid == 0:
+            parent.sock.close()
+            exec_main(proc, init_pid, kinds, child, preserve_fds, console_fd, seccomp_config,
+                      (stdin, stdout, stderr))
+        child.close()
+        pid = 0
+        try:
+            if record.get("cgroup"):
+                from pyoci_nb.runtime.cgroups import manager_from_state
+
+                manager_from_state(record["cgroup"]).apply(ipid)
+            parent.send({"type": "go"})
+            while True:
+                message, fds = parent.receive()
+                if message is None:
+                    break
+                if message.get("type") == "pid":
+                    pid = message["pid"]
+                    os.waitpid(ipid, 0)
+                    ipid = 0
+                elif message.get("type") == "seccomp-listener":
+                    for fd in fds:
+                        os.close(fd)
+                    parent.send({"type": "seccomp-listener-done"})
+                elif message.get("type") == "error":
+                    raise SetupError("exec failed", why=message.get("message"))
+            if not pid:
+                raise SetupError("exec failed", why="the process exited before reporting")
+        except BaseException:
+            _kill_quietly(pid)
+            _kill_quietly(ipid)
+            for p in (ipid, pid):
+                if p:
+                    try:
+                        os.waitpid(p, 0)
+                    except ChildProcessError:
+                        pass
+            raise
+        finally:
+            for closer in closers:
+                closer.close()
+        if pid_file:
+            _write_file_atomic(os.path.abspath(pid_file), str(pid))
+        if detach:
+            return pid
+        _, status = _waitpid_retry(pid)
+        return _exit_code(status)
+
+
+def _waitpid_retry(pid: int) -> tuple[int, int]:
+    while True:
+        try:
+            return os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+
+
+def build_exec_process(config: dict, process_config: dict | None, args, env, cwd, user, tty) -> dict:
+    """The process object of an exec: ``process_config`` (a process.json) as given, else the
+    container's process with args/env/cwd/user/terminal replaced (runc's exec flags)."""
+    if process_config is not None:
+        proc = dict(process_config)
+    else:
+        import copy
+
+        proc = copy.deepcopy(config.get("process") or {})
+        proc["args"] = list(args or [])
+        proc["terminal"] = bool(tty)
+        proc.pop("consoleSize", None)
+    if env:
+        items = [f"{k}={v}" for k, v in env.items()] if isinstance(env, dict) else list(env)
+        merged = process.env_dict(proc)
+        for item in items:
+            key, _, value = item.partition("=")
+            merged[key] = value
+        proc["env"] = [f"{k}={v}" for k, v in merged.items()]
+    if cwd:
+        proc["cwd"] = cwd
+    if user:
+        uid, _, gid = str(user).partition(":")
+        try:
+            proc["user"] = dict(proc.get("user") or {}, uid=int(uid), gid=int(gid or 0))
+        except ValueError:
+            raise ConfigError(f"user {user!r} is not UID[:GID]", where="--user",
+                              hint="numeric ids only, e.g. 1000:1000") from None
+    proc.setdefault("cwd", "/")
+    return proc
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def parse_signal(value: int | str) -> int:
+    """A signal as runc accepts it: ``9``, ``KILL``, ``SIGKILL``, ``sigkill``."""
+    import signal as signal_module
+
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if text.isdigit():
+            number = int(text)
+        else:
+            name = text.upper()
+            if not name.startswith("SIG"):
+                name = "SIG" + name
+            try:
+                number = int(signal_module.Signals[name])
+            except KeyError:
+                raise ContainerError(f"unknown signal {value!r}", where="SIGNAL",
+                                     hint="a name like TERM, SIGKILL or a number like 15") from None
+    if not 0 < number < 65:
+        raise ContainerError(f"invalid signal number {number}", where="SIGNAL", why="signals are 1..64")
+    return number
+
+
+def list_containers(root: str | None = None) -> list[Container]:
+    """Every container under the state root (``/run/pyoci`` by default)."""
+    root = os.path.abspath(root or default_root())
+    return [Container(cid, root) for cid in list_ids(root)]
+
+
+class CompletedContainer:
+    """What ``run`` returns, like ``subprocess.CompletedProcess``: ``args``, ``returncode``,
+    ``stdout``, ``stderr`` (bytes with ``capture_output``, else None) and the container ``id``."""
+
+    def __init__(self, args, returncode, stdout=None, stderr=None, id=None):
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.id = id
+
+    def __repr__(self) -> str:
+        parts = [f"args={self.args!r}", f"returncode={self.returncode!r}"]
+        if self.stdout is not None:
+            parts.append(f"stdout={self.stdout!r}")
+        if self.stderr is not None:
+            parts.append(f"stderr={self.stderr!r}")
+        return f"CompletedContainer({', '.join(parts)})"
+
+    def check_returncode(self) -> None:
+        if self.returncode:
+            raise ContainerError(f"container process {self.args!r} exited with status {self.returncode}",
+                                 where=f"container {self.id!r}",
+                                 why=(self.stderr or b"").decode(errors="replace").strip()[-500:] or None)
+
+
+def run(bundle, args: list[str] | None = None, *, id: str | None = None, root: str | None = None,
+        capture_output: bool = False, input: bytes | str | None = None,
+        timeout: float | None = None, check: bool = False) -> CompletedContainer:
+    """Create, start, wait for and delete a container, like ``subprocess.run``.
+
+    ``args`` replaces ``process.args`` of the bundle's config (the bundle is not modified);
+    ``input`` is fed to the process's stdin; ``timeout`` kills it (SIGKILL) and raises
+    ``TimeoutError``; ``check`` raises ``ContainerError`` on a non-zero status.  In a
+    multi-threaded process (a Jupyter kernel) the container is made by the single-threaded
+    fork server (``forkserver.py``), never by forking this process."""
+    import threading
+
+    bundle_path = _bundle_path(bundle)
+    if isinstance(input, str):
+        input = input.encode()
+    if threading.active_count() > 1:
+        from pyoci_nb.runtime import forkserver
+
+        result = forkserver.run(bundle_path, args, id=id, root=root, capture_output=capture_output,
+                                input=input, timeout=timeout)
+    else:
+        result = run_here(bundle_path, args, id=id, root=root, capture_output=capture_output,
+                          input=input, timeout=timeout)
+    if check:
+        result.check_returncode()
+    return result
+
+
+def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, input=None,
+             timeout=None) -> CompletedContainer:
+    """``run`` by forking this (single-threaded) process."""
+    import tempfile
+
+    work = None
+    if args is not None:
+        # a private bundle view: same rootfs, config with args replaced
+        config = load_config(bundle)
+        config.setdefault("process", {})["args"] = list(args)
+        config["process"]["terminal"] = False
+        rootfs = (config.get("root") or {}).get("path", "rootfs")
+        config["root"]["path"] = os.path.join(bundle, rootfs)
+        work = tempfile.mkdtemp(prefix="pyoci-run-")
+        with open(os.path.join(work, "config.json"), "w") as f:
+            json.dump(config, f)
+        bundle_for_create = work
+    else:
+        bundle_for_create = bundle
+    pipes = []
+    stdin_fd = stdout_fd = stderr_fd = None
+    try:
+        stdin_r = stdin_w = None
+        if input is not None:
+            stdin_r, stdin_w = os.pipe()
+            pipes += [stdin_r, stdin_w]
+            stdin_fd = stdin_r
+        else:
+            stdin_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            pipes.append(stdin_fd)
+        out_r = err_r = None
+        if capture_output:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            pipes += [out_r, out_w, err_r, err_w]
+            stdout_fd, stderr_fd = out_w, err_w
+        container = Container.create(bundle_for_create, id=id, root=root, stdin=stdin_fd,
+                                     stdout=stdout_fd, stderr=stderr_fd)
+        try:
+            container.start()
+            for fd in (stdin_fd, stdout_fd, stderr_fd):
+                if fd is not None:
+                    os.close(fd)
+                    pipes.remove(fd)
+            stdout, stderr = _communicate(container, stdin_w, input, out_r, err_r, timeout, pipes)
+            code = container.wait()
+        finally:
+            container.delete(force=True)
+        result_args = list(args) if args is not None else load_config(bundle)["process"]["args"]
+        return CompletedContainer(result_args, code, stdout, stderr, id=container.id)
+    finally:
+        for fd in pipes:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if work:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _communicate(container: Container, stdin_w, input, out_r, err_r, timeout, pipes):
+    """Feed ``input`` and collect stdout/stderr until both close (or the timeout kills it)."""
+    import select
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks = {out_r: [], err_r: []}
+    readers = [fd for fd in (out_r, err_r) if fd is not None]
+    writers = [stdin_w] if stdin_w is not None else []
+    pending = input or b""
+    if stdin_w is not None and not pending:
+        os.close(stdin_w)
+        pipes.remove(stdin_w)
+        writers = []
+    while readers or writers:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        if not readers and writers:
+            pass
+        ready_r, ready_w, _ = select.select(readers, writers, [], remaining if remaining is not None else 1.0)
+        for fd in ready_r:
+            data = os.read(fd, 65536)
+            if data:
+                chunks[fd].append(data)
+            else:
+                readers.remove(fd)
+        for fd in ready_w:
+            try:
+                written = os.write(fd, pending[:65536])
+                pending = pending[written:]
+            except BrokenPipeError:
+                pending = b""
+            if not pending:
+                os.close(fd)
+                pipes.remove(fd)
+                writers.remove(fd)
+        if not readers and not writers:
+            break
+        if not ready_r and not ready_w and not readers and deadline is None:
+            break
+    if deadline is not None:
+        try:
+            container.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            container.kill("SIGKILL")
+            container.wait()
+            raise TimeoutError(f"container {container.id!r} timed out after {timeout}s") from None
+    stdout = b"".join(chunks[out_r]) if out_r is not None else None
+    stderr = b"".join(chunks[err_r]) if err_r is not None else None
+    return stdout, stderr

@@ -1,0 +1,56 @@
+"""``pyoci features`` (features.md, features-linux.md): what this runtime really implements.
+
+Every list is built from the tables the runtime itself uses (hook kinds from ``hooks.py``,
+mount options from ``mounts.py``, namespaces from ``namespaces.py``, capabilities the running
+kernel knows, seccomp from ``seccomp.features()``, cgroup layouts pyoci drives), so the output
+cannot claim more than the code does.  The shape follows runc's ``features`` output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from pyoci_nb import OCI_VERSION, __version__
+
+
+def features() -> dict:
+    """The features object (features-schema.json)."""
+    from pyoci_nb.runtime import hooks, mounts, namespaces, syscalls
+    from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
+
+    mount_options = set(mounts.MOUNT_FLAGS) | set(mounts.PROPAGATION_FLAGS) | set(mounts.RECURSIVE_FLAGS) \
+        | set(mounts.RUNTIME_OPTIONS)
+    known_namespaces = [kind for kind, (_, name) in namespaces.NAMESPACES.items()
+                        if os.path.exists(f"/proc/self/ns/{name}")]
+    last = syscalls.last_capability()
+    try:
+        from pyoci_nb.runtime import seccomp
+
+        seccomp_features = seccomp.features()
+    except Exception:  # no libseccomp: say so rather than fail
+        seccomp_features = {"enabled": False}
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(hooks.HOOK_KINDS),
+        "mountOptions": sorted(mount_options),
+        "linux": {
+            "namespaces": sorted(known_namespaces),
+            "capabilities": [name for number, name in enumerate(ALL_CAPABILITIES) if number <= last],
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "seccomp": seccomp_features,
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+        },
+        "annotations": {
+            "io.github.pyoci.version": __version__,
+        },
+    }
+
+
+def features_command(args) -> int:
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    return 0

@@ -1,0 +1,80 @@
+"""OCI hooks (config.md "POSIX-platform Hooks", runtime.md "Lifecycle").
+
+Each hook is ``{path, args, env, timeout}``; it is run with the container's state JSON on stdin.
+``prestart`` (deprecated), ``createRuntime``, ``poststart`` and ``poststop`` run in the runtime's
+namespaces (by the runtime process); ``createContainer`` and ``startContainer`` run in the
+container's namespaces (by the container's init, before pivot_root and before execve).  Hooks of
+one kind run in order.  runtime-spec 1.3: a failing hook up to and including ``poststart``
+is an error that stops and tears down the container; a failing ``poststop`` hook is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pyoci_nb.errors import ConfigError, SetupError
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def check_hooks(config: dict) -> None:
+    """Refuse malformed hooks before anything is created."""
+    hooks = config.get("hooks") or {}
+    for kind, entries in hooks.items():
+        if kind not in HOOK_KINDS:
+            raise ConfigError(f"unknown hook kind {kind!r}", where=f"hooks.{kind}",
+                              why="one of " + ", ".join(HOOK_KINDS))
+        for i, hook in enumerate(entries or []):
+            path = hook.get("path")
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigError(f"hook path {path!r} is not absolute", where=f"hooks.{kind}[{i}].path",
+                                  why="config.md: path MUST be an absolute path")
+            timeout = hook.get("timeout")
+            if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+                raise ConfigError(f"hook timeout {timeout!r} must be a positive integer",
+                                  where=f"hooks.{kind}[{i}].timeout")
+
+
+def run_hooks(config: dict, kind: str, state: dict) -> None:
+    """Run every hook of ``kind`` in order; SetupError naming the hook on the first failure."""
+    hooks = (config.get("hooks") or {}).get(kind) or []
+    if not hooks:
+        return
+    import subprocess
+
+    data = json.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        path = hook["path"]
+        args = hook.get("args") or [path]
+        env = {}
+        for entry in hook.get("env") or []:
+            key, _, value = entry.partition("=")
+            env[key] = value
+        where = f"hooks.{kind}[{i}]"
+        try:
+            done = subprocess.run(args, executable=path, input=data, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=hook.get("timeout"), close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise SetupError(f"{kind} hook {path!r} timed out", where=where,
+                             why=f"it ran longer than its timeout of {hook['timeout']}s") from None
+        except OSError as exc:
+            raise SetupError(f"{kind} hook {path!r} could not be run", where=where,
+                             why=exc.strerror) from None
+        if done.returncode != 0:
+            output = (done.stderr or done.stdout).decode(errors="replace").strip()
+            raise SetupError(f"{kind} hook {path!r} failed", where=where,
+                             why=f"exit status {done.returncode}" + (f": {output}" if output else ""))
+
+
+def run_poststop(config: dict, state: dict) -> None:
+    """poststop hooks: a failure is only a warning (runtime.md)."""
+    from pyoci_nb.runtime import log
+
+    try:
+        run_hooks(config, "poststop", state)
+    except SetupError as exc:
+        log.warning(f"poststop hook failed: {exc}")
+    except Exception as exc:  # a poststop failure must never stop delete
+        log.warning(f"poststop hook failed: {exc}")
+

@@ -1,0 +1,358 @@
+"""What runs inside the new namespaces, from fork to execve (runtime.md "Lifecycle" steps 2-3,
+config.md/config-linux.md for each step).
+
+``create`` forks an *intermediate* process which joins namespaces given by path (user first),
+unshares a new user namespace (the runtime writes its id maps), unshares the other new
+namespaces (a new pid namespace only applies to children) and forks the container's *init*
+(PID 1 there), reports init's pid and exits.  Init then, in this order:
+
+1. prepares the rootfs (propagation, rootfs bind, ``mounts``, /dev) -- ``mounts.prepare_rootfs``
+2. asks the runtime to run ``prestart``/``createRuntime`` hooks, then runs ``createContainer``
+3. pivot_root (or chroot with ``--no-pivot``); terminal (pty, /dev/console, console socket)
+4. masked and read-only paths, rootfs propagation, read-only root
+5. hostname, domainname, sysctl, oomScoreAdj, rlimits, session keyring
+6. user, groups, capabilities, no_new_privs, cwd, resolves args[0]
+7. reports "ready"; opens the exec FIFO for writing, which blocks until ``start``
+8. ``startContainer`` hooks, seccomp (last), execve
+
+Both processes talk to the runtime over a SOCK_SEQPACKET socket (``Channel``): one JSON message
+per packet, file descriptors in SCM_RIGHTS.  A failure becomes an ``error`` message carrying the
+step, so the runtime's last log line tells the whole story.  These functions never return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+from pyoci_nb.runtime import hooks, mounts, namespaces, process
+from pyoci_nb.runtime import syscalls as sc
+from pyoci_nb.runtime.syscalls import Step
+
+
+class Channel:
+    """One JSON object per SOCK_SEQPACKET packet, optionally with file descriptors."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple["Channel", "Channel"]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, message: dict, fds: list[int] | None = None) -> None:
+        data = json.dumps(message).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+        else:
+            self.sock.send(data)
+
+    def receive(self) -> tuple[dict | None, list[int]]:
+        """The next message and any fds; (None, []) when the other side has closed."""
+        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 4)
+        if not data:
+            return None, []
+        return json.loads(data), list(fds)
+
+    def expect(self, kind: str) -> dict:
+        message, _ = self.receive()
+        if message is None:
+            os._exit(1)  # the runtime went away: nothing must be left running
+        if message.get("type") != kind:
+            raise RuntimeError(f"protocol error: expected {kind!r}, got {message!r}")
+        return message
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class InitContext:
+    """What the runtime hands to the forked processes (plain data and inherited fds)."""
+
+    def __init__(self, **fields):
+        self.config: dict = fields["config"]
+        self.bundle: str = fields["bundle"]
+        self.rootfs: str = fields["rootfs"]
+        self.joined: dict[str, str] = fields["joined"]
+        self.new_namespaces: int = fields["new_namespaces"]
+        self.no_pivot: bool = fields.get("no_pivot", False)
+        self.no_new_keyring: bool = fields.get("no_new_keyring", False)
+        self.preserve_fds: int = fields.get("preserve_fds", 0)
+        self.fifo_fd: int | None = fields.get("fifo_fd")
+        self.console_fd: int | None = fields.get("console_fd")
+        self.container_id: str = fields["container_id"]
+        #: fds to become the container's stdin, stdout, stderr (None: inherit ours)
+        self.stdio: tuple = fields.get("stdio") or (None, None, None)
+        #: the compiled seccomp filter (compiled before any namespace is joined)
+        self.seccomp_filter = None
+
+
+def _set_stdio(stdio: tuple) -> None:
+    for target, fd in enumerate(stdio):
+        if fd is not None and fd != target:
+            os.dup2(fd, target)
+
+
+def _report_error(channel: Channel, exc: BaseException) -> None:
+    message = str(exc) or exc.__class__.__name__
+    if not hasattr(exc, "step") and not hasattr(exc, "what"):
+        message = f"{exc.__class__.__name__}: {message}"
+    try:
+        channel.send({"type": "error", "message": message, "step": getattr(exc, "step", None),
+                      "errno": getattr(exc, "errno", None)})
+    except OSError:
+        sys.stderr.write(f"pyoci init: {message}\n")
+
+
+def intermediate_main(ctx: InitContext, channel: Channel) -> None:
+    """The intermediate process: namespaces, then fork init and exit."""
+    status = 1
+    try:
+        _set_stdio(ctx.stdio)
+        _preload(ctx.config)
+        ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
+        channel.expect("go")
+        with Step("joining namespaces"):
+            namespaces.join(ctx.joined)
+        flags = ctx.new_namespaces
+        if flags & sc.CLONE_NEWUSER:
+            with Step("creating the user namespace"):
+                sc.unshare(sc.CLONE_NEWUSER)
+            channel.send({"type": "idmap"})
+            channel.expect("idmap-done")
+            for call in (os.setresgid, os.setresuid):
+                try:
+                    call(0, 0, 0)
+                except OSError:
+                    pass  # 0 is not mapped: stay the overflow id; the process user is set later
+        rest = flags & ~sc.CLONE_NEWUSER
+        if rest:
+            with Step("creating namespaces"):
+                sc.unshare(rest)
+        if rest & sc.CLONE_NEWTIME:
+            with Step("writing linux.timeOffsets"):
+                namespaces.write_time_offsets(ctx.config)
+        pid = os.fork()
+        if pid == 0:
+            init_main(ctx, channel)
+        channel.send({"type": "pid", "pid": pid})
+        status = 0
+    except BaseException as exc:
+        _report_error(channel, exc)
+    finally:
+        os._exit(status)
+
+
+def _sysctl_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def init_main(ctx: InitContext, channel: Channel) -> None:
+    """The container's init: everything up to execve (see the module docstring)."""
+    ready = False
+    try:
+        config = ctx.config
+        proc = config["process"]
+        linux = config.get("linux") or {}
+        in_userns = bool(ctx.new_namespaces & sc.CLONE_NEWUSER) or "user" in ctx.joined
+        new_mount_ns = bool(ctx.new_namespaces & sc.CLONE_NEWNS)
+        if new_mount_ns:
+            mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
+                                  cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined)
+        seccomp_config = linux.get("seccomp")
+        seccomp_filter = ctx.seccomp_filter
+        channel.send({"type": "hooks"})
+        state = channel.expect("hooks-done")["state"]
+        hooks.run_hooks(config, "createContainer", state)
+        if new_mount_ns or "mount" in ctx.joined:
+            mounts.pivot_root(ctx.rootfs, ctx.no_pivot)
+        else:
+            with Step(f"changing root to {ctx.rootfs!r}"):
+                os.chroot(ctx.rootfs)
+                os.chdir("/")
+        pty_slave = None
+        if proc.get("terminal"):
+            with Step("setting up the terminal"):
+                master, pty_slave, slave_name = _open_console(proc)
+                mounts.bind_console("/", slave_name)
+                from pyoci_nb.runtime import console
+
+                console.send_fd(ctx.console_fd, master, slave_name)
+                os.close(master)
+                os.close(ctx.console_fd)
+        mounts.finish_rootfs(config)
+        if config.get("hostname"):
+            with Step(f"setting hostname {config['hostname']!r}"):
+                sc.sethostname(config["hostname"])
+        if config.get("domainname"):
+            with Step(f"setting domainname {config['domainname']!r}"):
+                sc.setdomainname(config["domainname"])
+        for key, value in (linux.get("sysctl") or {}).items():
+            with Step(f"writing sysctl {key}={value}"):
+                with open(_sysctl_path(key), "w") as f:
+                    f.write(str(value))
+        process.set_oom_score_adj(proc)
+        process.set_rlimits(proc)
+        if not ctx.no_new_keyring:
+            try:
+                sc.keyctl_join_session_keyring(None)
+            except OSError as exc:
+                if exc.errno not in (38, 1, 13):  # ENOSYS/EPERM/EACCES: keyrings unavailable
+                    raise
+        if pty_slave is not None:
+            os.setsid()
+            with Step("making the terminal the controlling terminal"):
+                from pyoci_nb.runtime import console
+
+                console.make_controlling_terminal(pty_slave)
+        seccomp_loaded = False
+        if seccomp_config and (not proc.get("noNewPrivileges") or seccomp_config.get("listenerPath")):
+            # without no_new_privs the filter needs CAP_SYS_ADMIN: load it before dropping caps
+            _load_seccomp(seccomp_filter, channel)
+            seccomp_loaded = True
+        setgroups_allowed = _setgroups_allowed()
+        process.set_user_and_capabilities(proc, setgroups_allowed)
+        process.set_no_new_privileges(proc)
+        process.change_directory(proc)
+        with Step("resolving the executable"):
+            executable = process.resolve_executable(proc)
+        channel.send({"type": "ready"})
+        ready = True
+        channel.close()
+        if ctx.fifo_fd is not None:
+            fd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b"0")
+            os.close(fd)
+            os.close(ctx.fifo_fd)
+        hooks.run_hooks(config, "startContainer", _started_state(state))
+        if seccomp_config and not seccomp_loaded:
+            _load_seccomp(seccomp_filter, None)
+        process.preserve_fds(ctx.preserve_fds)
+        process.exec_process(proc, executable)
+    except BaseException as exc:
+        if ready:
+            sys.stderr.write(f"pyoci: container init failed: {exc}\n")
+            sys.stderr.flush()
+        else:
+            _report_error(channel, exc)
+    os._exit(127 if ready else 1)
+
+
+def _started_state(state: dict) -> dict:
+    return dict(state, status="running")
+
+
+def _open_console(proc: dict):
+    from pyoci_nb.runtime import console
+
+    return console.open_terminal(proc.get("consoleSize"))
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+def _preload(config: dict) -> None:
+    """Import now what later steps need: after pivot_root the host's Python library is out of
+    reach, so nothing may be imported from then on."""
+    import errno  # noqa: F401  (Step's messages)
+    import fcntl  # noqa: F401
+    import resource  # noqa: F401
+
+    from pyoci_nb import errors  # noqa: F401
+    from pyoci_nb.runtime import console  # noqa: F401
+    import termios  # noqa: F401
+
+    sc.libc()
+    sc.last_capability()
+    if (config.get("hooks") or {}).get("startContainer"):
+        import subprocess  # noqa: F401
+        import selectors  # noqa: F401
+
+
+def _compile_seccomp(seccomp_config: dict | None):
+    """The seccomp filter, compiled while libseccomp is still reachable (before pivot_root)."""
+    if not seccomp_config:
+        return None
+    from pyoci_nb.runtime import seccomp
+
+    with Step("compiling the seccomp filter"):
+        return seccomp.compile_filter(seccomp_config)
+
+
+def _load_seccomp(compiled, channel: Channel | None) -> None:
+    with Step("loading the seccomp filter"):
+        listener = compiled.load()
+    if listener is not None:
+        if channel is None:
+            raise RuntimeError("seccomp notify listener created after the runtime exited")
+        channel.send({"type": "seccomp-listener"}, [listener])
+        os.close(listener)
+        channel.expect("seccomp-listener-done")
+
+
+def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve: int,
+              console_fd: int | None, seccomp_config: dict | None, stdio: tuple) -> None:
+    """``pyoci exec``: an intermediate joins the namespaces of the container's init and forks
+    the process, which applies ``proc`` and execs.  Never returns."""
+    status = 1
+    try:
+        _set_stdio(stdio)
+        _preload({})
+        compiled = _compile_seccomp(seccomp_config)
+        channel.expect("go")
+        with Step(f"joining the namespaces of pid {pid}"):
+            namespaces.join_process(pid, kinds)
+        child = os.fork()
+        if child == 0:
+            try:
+                _exec_child(proc, channel, preserve, console_fd, compiled)
+            except BaseException as exc:
+                _report_error(channel, exc)
+            os._exit(1)
+        channel.send({"type": "pid", "pid": child})
+        status = 0
+    except BaseException as exc:
+        _report_error(channel, exc)
+    finally:
+        os._exit(status)
+
+
+def _exec_child(proc: dict, channel: Channel, preserve: int, console_fd: int | None,
+                seccomp_config) -> None:
+    if proc.get("terminal"):
+        os.setsid()
+        with Step("setting up the terminal"):
+            from pyoci_nb.runtime import console
+
+            master, slave, name = console.open_terminal(proc.get("consoleSize"))
+            console.send_fd(console_fd, master, name)
+            os.close(master)
+            os.close(console_fd)
+            console.make_controlling_terminal(slave)
+    process.set_oom_score_adj(proc)
+    process.set_rlimits(proc)
+    seccomp_loaded = False
+    if seccomp_config and not proc.get("noNewPrivileges"):
+        _load_seccomp(seccomp_config, channel)
+        seccomp_loaded = True
+    process.set_user_and_capabilities(proc, _setgroups_allowed())
+    process.set_no_new_privileges(proc)
+    process.change_directory(proc)
+    with Step("resolving the executable"):
+        executable = process.resolve_executable(proc)
+    if seccomp_config and not seccomp_loaded:
+        _load_seccomp(seccomp_config, channel)
+    process.preserve_fds(preserve)
+    # success is the channel closing on execve (CLOEXEC) without an error message
+    process.exec_process(proc, executable)

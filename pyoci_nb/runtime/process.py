@@ -1,0 +1,188 @@
+"""The container process (config.md "Process", config-linux.md process fields): rlimits, user
+(uid, gid, additionalGids, umask), the five capability sets, ``noNewPrivileges``, ``cwd``,
+``env``, ``args`` (resolved through the container's PATH) and the final execve.
+
+Shared by the container's init (``init.py``) and ``exec`` (``container.py``): one piece of code
+applies a ``process`` object.  ``check_process`` validates one before any fork, so a bad value
+is reported with its JSON path instead of failing inside the container.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyoci_nb.errors import ConfigError
+from pyoci_nb.runtime import syscalls as sc
+from pyoci_nb.runtime.syscalls import Step
+from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
+
+CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+_RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+def check_process(process: dict, where: str = "process") -> None:
+    """Refuse a ``process`` object the runtime cannot apply, naming the offending field."""
+    if not isinstance(process, dict):
+        raise ConfigError("process must be an object", where=where)
+    args = process.get("args")
+    if not args or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError("args must be a non-empty list of strings", where=f"{where}.args",
+                          why="config.md: args is REQUIRED when start is called",
+                          hint='e.g. "args": ["sh"]')
+    cwd = process.get("cwd")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise ConfigError(f"cwd {cwd!r} is not an absolute path", where=f"{where}.cwd",
+                          why="config.md: cwd MUST be an absolute path")
+    for i, entry in enumerate(process.get("env") or []):
+        if not isinstance(entry, str) or "=" not in entry:
+            raise ConfigError(f"env entry {entry!r} is not KEY=VALUE", where=f"{where}.env[{i}]")
+    user = process.get("user") or {}
+    for key in ("uid", "gid"):
+        if not isinstance(user.get(key, 0), int) or user.get(key, 0) < 0:
+            raise ConfigError(f"{key} must be a non-negative integer", where=f"{where}.user.{key}")
+    for set_name in CAPABILITY_SETS:
+        for i, name in enumerate((process.get("capabilities") or {}).get(set_name) or []):
+            if name not in ALL_CAPABILITIES:
+                raise ConfigError(f"unknown capability {name!r}", where=f"{where}.capabilities.{set_name}[{i}]",
+                                  why="capability names are those of capabilities(7), e.g. CAP_NET_ADMIN")
+    seen = set()
+    for i, rlimit in enumerate(process.get("rlimits") or []):
+        kind = rlimit.get("type")
+        if kind not in _RLIMITS:
+            raise ConfigError(f"unknown rlimit {kind!r}", where=f"{where}.rlimits[{i}].type",
+                              why="one of " + ", ".join(_RLIMITS))
+        if kind in seen:
+            raise ConfigError(f"rlimit {kind} given twice", where=f"{where}.rlimits[{i}]",
+                              why="config.md: the runtime MUST generate an error for duplicate types")
+        seen.add(kind)
+        if rlimit.get("soft", 0) > rlimit.get("hard", 0):
+            raise ConfigError(f"soft limit {rlimit.get('soft')} exceeds hard limit {rlimit.get('hard')}",
+                              where=f"{where}.rlimits[{i}]")
+
+
+def env_dict(process: dict) -> dict[str, str]:
+    env = {}
+    for entry in process.get("env") or []:
+        key, _, value = entry.partition("=")
+        env[key] = value
+    return env
+
+
+def resolve_executable(process: dict) -> str:
+    """args[0] resolved through PATH from the container's env (in the container's root)."""
+    name = process["args"][0]
+    if "/" in name:
+        path = name if name.startswith("/") else os.path.join(process.get("cwd", "/"), name)
+        _check_executable(path, name)
+        return path
+    search = env_dict(process).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for directory in search.split(":"):
+        path = os.path.join(directory or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise OSError(2, f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(path: str, name: str) -> None:
+    if not os.path.exists(path):
+        raise OSError(2, f'exec: "{name}": stat {path}: no such file or directory')
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise OSError(13, f'exec: "{name}": permission denied')
+
+
+def set_rlimits(process: dict) -> None:
+    import resource
+
+    for rlimit in process.get("rlimits") or []:
+        with Step(f"setting rlimit {rlimit['type']}"):
+            resource.setrlimit(_RLIMITS[rlimit["type"]], (rlimit["soft"], rlimit["hard"]))
+
+
+def _mask(names) -> int:
+    last = sc.last_capability()
+    mask = 0
+    for name in names or []:
+        number = ALL_CAPABILITIES.index(name)
+        if number <= last:  # a capability the kernel does not know is ignored (runc warns)
+            mask |= 1 << number
+    return mask
+
+
+def set_user_and_capabilities(process: dict, setgroups_allowed: bool = True) -> None:
+    """Drop the bounding set, switch uid/gid/groups keeping capabilities, then set the
+    effective, permitted and inheritable sets and raise the ambient ones (config.md order:
+    the user switch must not lose the capabilities the config keeps)."""
+    caps = process.get("capabilities")
+    user = process.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if caps is not None:
+        bounding = _mask(caps.get("bounding"))
+        with Step("dropping capabilities from the bounding set"):
+            for number in range(sc.last_capability() + 1):
+                if not bounding & (1 << number):
+                    sc.prctl(sc.PR_CAPBSET_DROP, number)
+    with Step(f"setting groups to {user.get('additionalGids') or []}"):
+        if setgroups_allowed:
+            os.setgroups(user.get("additionalGids") or [])
+        elif user.get("additionalGids"):
+            raise OSError(1, "setgroups: EPERM (setgroups is denied in this user namespace)")
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    with Step(f"setting gid to {gid}"):
+        os.setresgid(gid, gid, gid)
+    with Step(f"setting uid to {uid}"):
+        os.setresuid(uid, uid, uid)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if caps is not None:
+        with Step("setting capabilities"):
+            sc.capset(_mask(caps.get("effective")), _mask(caps.get("permitted")),
+                      _mask(caps.get("inheritable")))
+            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+            for name in caps.get("ambient") or []:
+                number = ALL_CAPABILITIES.index(name)
+                if number <= sc.last_capability():
+                    try:
+                        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, number)
+                    except OSError as exc:  # not in permitted+inheritable: runc ignores it too
+                        if exc.errno != 1:
+                            raise
+    if "umask" in user:
+        os.umask(user["umask"])
+
+
+def set_no_new_privileges(process: dict) -> None:
+    if process.get("noNewPrivileges"):
+        with Step("setting no_new_privs"):
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def change_directory(process: dict) -> None:
+    cwd = process.get("cwd", "/")
+    with Step(f'changing directory to "{cwd}"'):
+        os.chdir(cwd)
+
+
+def set_oom_score_adj(process: dict) -> None:
+    if "oomScoreAdj" in process:
+        with Step(f"writing oomScoreAdj {process['oomScoreAdj']}"):
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(process["oomScoreAdj"]))
+
+
+def preserve_fds(count: int) -> None:
+    """``--preserve-fds N``: fds 3 .. 3+N-1 stay open (inheritable) across execve."""
+    for fd in range(3, 3 + count):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def exec_process(process: dict, executable: str) -> None:
+    """execve: the last step; never returns."""
+    os.execve(executable, process["args"], env_dict(process))

@@ -1,0 +1,288 @@
+"""The thin ctypes layer over libc: the system calls Python 3.11's ``os`` module lacks.
+
+Every function raises ``OSError(errno, strerror, path)`` on failure, exactly like ``os.*``, so
+callers (and tests) see the kernel's answer unchanged.  Nothing here decides policy: the
+runtime spec's rules live in ``namespaces.py``, ``mounts.py`` and ``process.py``.
+Standard library only (CLI fast path); libc is loaded once, on first use.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+# --- constants from <sched.h>, <sys/mount.h>, <linux/prctl.h>, <linux/capability.h> --------
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_POSIXACL = 1 << 16
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 0x2
+UMOUNT_NOFOLLOW = 0x8
+
+# mount_setattr(2) (recursive mount options: rro, rnosuid, ...)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+NS_GET_NSTYPE = 0xB703
+KEYCTL_JOIN_SESSION_KEYRING = 1
+TIOCSCTTY = 0x540E
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+TIOCSWINSZ = 0x5414
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# x86_64 / aarch64 syscall numbers for calls glibc 2.36 has no wrapper for
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "keyctl": 250, "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "keyctl": 219, "mount_setattr": 442},
+}
+
+_libc = None
+
+
+def libc():
+    """libc, loaded once with errno capture."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                ctypes.c_ulong, ctypes.c_char_p)
+        _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+        _libc.syscall.restype = ctypes.c_long
+        _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                                ctypes.c_ulong)
+    return _libc
+
+
+def _syscall_number(name: str) -> int:
+    machine = os.uname().machine
+    try:
+        return _SYSCALLS[machine][name]
+    except KeyError:
+        raise OSError(38, f"{name}: no syscall number known for {machine}") from None
+
+
+def _check(result: int, what: str, path: str | None = None) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {errno_text(err)}", path)
+    return result
+
+
+def errno_text(err: int) -> str:
+    """``EPERM (Operation not permitted)``: the symbol engines and people search for, and its text."""
+    import errno
+
+    return f"{errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
+
+
+class Step:
+    """``with Step('mounting "proc" to rootfs at "/proc"'):`` turns an OSError raised inside
+    into a SetupError whose message names the step, the system call and the errno:
+    ``mounting "proc" to rootfs at "/proc": mount: EPERM (Operation not permitted)``."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, OSError) and not hasattr(exc, "step"):
+            from pyoci_nb.errors import SetupError
+
+            text = exc.strerror or str(exc)
+            if exc.errno and ":" not in text:
+                text = f"{errno_text(exc.errno)}"
+            if exc.filename and isinstance(exc.filename, str) and exc.filename not in self.what:
+                text = f"{text} ({exc.filename})" if ":" in text else f"{exc.filename}: {text}"
+            error = SetupError(self.what, why=text)
+            error.errno = exc.errno
+            error.step = self.what
+            raise error from exc
+        return False
+
+
+def _b(value: str | bytes | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return os.fsencode(value)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    """mount(2)."""
+    _check(libc().mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    _check(libc().umount2(_b(target), flags), "umount2", target)
+
+
+def mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool = True) -> None:
+    """mount_setattr(2) on ``path`` (and every mount below it when ``recursive``)."""
+    class MountAttr(ctypes.Structure):
+        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+    attr = MountAttr(attr_set, attr_clr, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    _check(libc().syscall(_syscall_number("mount_setattr"), AT_FDCWD, _b(path), flags,
+                          ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr", path)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2)."""
+    _check(libc().syscall(_syscall_number("pivot_root"), _b(new_root), _b(put_old)),
+           "pivot_root", new_root)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2)."""
+    _check(libc().unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """setns(2) with an open namespace file descriptor."""
+    _check(libc().setns(fd, nstype), "setns")
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2)."""
+    data = name.encode()
+    _check(libc().sethostname(data, len(data)), "sethostname")
+
+
+def setdomainname(name: str) -> None:
+    """setdomainname(2)."""
+    data = name.encode()
+    _check(libc().setdomainname(data, len(data)), "setdomainname")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    """prctl(2)."""
+    return _check(libc().prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+def keyctl_join_session_keyring(name: str | None) -> int:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring for the container."""
+    return _check(libc().syscall(_syscall_number("keyctl"), KEYCTL_JOIN_SESSION_KEYRING,
+                                 _b(name)), "keyctl")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2): (effective, permitted, inheritable) as 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(libc().syscall(_syscall_number("capget"), ctypes.byref(header), data), "capget")
+    return tuple(data[0].__getattribute__(f) | (data[1].__getattribute__(f) << 32)
+                 for f in ("effective", "permitted", "inheritable"))  # type: ignore[return-value]
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) for the calling thread; masks are 64-bit (capability n is bit n)."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    _check(libc().syscall(_syscall_number("capset"), ctypes.byref(header), data), "capset")
+
+
+def last_capability() -> int:
+    """The highest capability number the running kernel knows."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return 40
+
+
+def set_child_subreaper() -> None:
+    """PR_SET_CHILD_SUBREAPER: orphaned descendants (a container's init) are reparented to us."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def namespace_type(fd: int) -> int:
+    """ioctl(NS_GET_NSTYPE): the CLONE_NEW* flag of the namespace ``fd`` refers to."""
+    import fcntl
+
+    return fcntl.ioctl(fd, NS_GET_NSTYPE)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone.
+
+    Stored in state.json so a recycled pid is never mistaken for the container's init."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    if fields[0] == b"Z" or fields[0] == b"X":  # a zombie has finished running
+        return None
+    return int(fields[19])
