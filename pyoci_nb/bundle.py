@@ -293,7 +293,8 @@ class Bundle(ReprMixin):
             return info
 
         try:
-            with tarfile.open(temporary, f"w:{compression}", format=tarfile.PAX_FORMAT) as archive:
+            options = {"compresslevel": 6} if compression in ("gz", "bz2") else {}
+            with tarfile.open(temporary, f"w:{compression}", format=tarfile.PAX_FORMAT, **options) as archive:
                 for entry in sorted(os.listdir(self.path)):
                     archive.add(self.path / entry, arcname=entry, recursive=True, filter=clean)
             os.chmod(temporary, 0o644)

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", default="text", choices=("text", "json"), help="log format: text (default) or json")
     parser.add_argument("--debug", action="store_true", help="enable debug logging")
     parser.add_argument("--systemd-cgroup", action="store_true", help="manage cgroups through systemd (not supported: refused)")
-    parser.add_argument("--rootless", default="auto", choices=("auto", "true", "false"), help="ignore cgroup permission errors (auto: when not root)")
+    parser.add_argument("--rootless", dest="rootless_mode", default="auto", choices=("auto", "true", "false"), help="ignore cgroup permission errors (auto: when not root)")
     parser.add_argument("--criu", default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cgroup", action="append", default=[], help="run in a sub-cgroup (controller:path or path)")
     p.add_argument("--ignore-paused", action="store_true", help="allow exec in a paused container")
     _add_id(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments (after --)")
+    p.add_argument("exec_args", metavar="COMMAND", nargs=argparse.REMAINDER, help="command and arguments (after --)")
 
     p = add("list")
     p.add_argument("--format", "-f", default="table", choices=("table", "json"), help="table or json")

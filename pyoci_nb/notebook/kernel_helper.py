@@ -38,7 +38,8 @@ def force_delete_all(runtime: list[str], state_root: str, env: dict | None = Non
         try:
             subprocess.run([*runtime, "--root", state_root, "delete", "--force", container_id],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=60, env=env, check=False)
+                           stderr=subprocess.DEVNULL, timeout=60, env=env, check=False,
+                           start_new_session=True)
         except subprocess.TimeoutExpired:
             pass
         if os.path.isdir(os.path.join(state_root, container_id)):

@@ -47,12 +47,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from pyoci_nb.errors import ConfigError, ContainerError, PyociError, UnsupportedError
@@ -69,6 +68,9 @@ CREATION_OPTIONS = ("bundle", "rootfs", "image", "hostname", "readonly", "memory
                     "cap_add", "cap_drop", "net", "rootless")
 #: Programs copied into a ``--rootfs host`` root filesystem besides the shell.
 HOST_ROOTFS_PROGRAMS = ("sh", "sleep", "cat", "echo", "ls", "env", "id", "hostname", "ps")
+#: Writable tmpfs directories of the shared, read-only ``--rootfs host`` root filesystem.
+HOST_ROOTFS_WRITABLE = (("/tmp", "1777"), ("/var/tmp", "1777"), ("/run", "755"), ("/root", "700"),
+                        ("/home", "755"))
 #: How long the output is still read after the process exited while something else (a background
 #: process of a named container) keeps the terminal open.
 DRAIN_IDLE_SECONDS = 0.05
@@ -98,8 +100,9 @@ class ContainerCellError(subprocess.CalledProcessError):
         self.reason = reason
 
     def __str__(self) -> str:
-        message = (f"Command {shlex.join(self.cmd) if isinstance(self.cmd, list) else self.cmd!r} "
-                   f"in container {self.container!r} returned non-zero exit status {self.returncode}.")
+        program = self.cmd[0] if isinstance(self.cmd, list) and self.cmd else self.cmd
+        message = (f"The cell ({program} -c ...) in container {self.container!r} returned non-zero "
+                   f"exit status {self.returncode}.")
         if self.reason:
             message += f" {self.reason}"
         return message
@@ -390,6 +393,7 @@ class _OutputTerminals:
 
     def __init__(self):
         self.pairs: list[tuple[int, int]] = []
+        self._closed: set[int] = set()
         try:
             import tty
 
@@ -400,6 +404,7 @@ class _OutputTerminals:
             self.terminals = True
         except OSError:
             self.close()
+            self._closed.clear()
             self.pairs = [os.pipe(), os.pipe()]
             self.terminals = False
 
@@ -416,16 +421,19 @@ class _OutputTerminals:
         return self.pairs[0][0], self.pairs[1][0]
 
     def close_child_ends(self) -> None:
+        """Close this process's copies of the child's ends (once: a closed fd number is reused)."""
         for _, child_end in self.pairs:
-            with contextlib.suppress(OSError):
+            if child_end not in self._closed:
+                self._closed.add(child_end)
                 os.close(child_end)
 
     def close(self) -> None:
         for pair in self.pairs:
             for fd in pair:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.pairs = []
+                if fd not in self._closed:
+                    self._closed.add(fd)
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
 
 class _Stream:
@@ -458,14 +466,22 @@ def _pump(process: subprocess.Popen, fds: dict[int, _Stream], deadline: float | 
     ``DRAIN_IDLE_SECONDS`` (a background process of a named container may keep it open).
     """
     selector = selectors.DefaultSelector()
-    pidfd = os.pidfd_open(process.pid)
+    pidfd = None
+    exited_at = None
+    if process.returncode is None:
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except ProcessLookupError:  # already reaped
+            process.wait()
+    if pidfd is None:
+        exited_at = time.monotonic()
     try:
         for fd in fds:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
-        selector.register(pidfd, selectors.EVENT_READ)
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ)
         open_fds = set(fds)
-        exited_at = None
         while open_fds:
             now = time.monotonic()
             if exited_at is None:
@@ -497,12 +513,16 @@ def _pump(process: subprocess.Popen, fds: dict[int, _Stream], deadline: float | 
                 else:
                     selector.unregister(key.fd)
                     open_fds.discard(key.fd)
-        if exited_at is None:
-            process.wait()
+        if exited_at is None:  # the process closed its output but still runs
+            try:
+                process.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
         return True
     finally:
         selector.close()
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
         for stream in fds.values():
             stream.feed(b"", final=True)
 
@@ -551,6 +571,7 @@ class NamedContainer:
     """A container kept across cells (``--name``)."""
 
     name: str
+    id: str
     bundle: Path
     created: float
     options: dict
@@ -580,6 +601,8 @@ class MagicSession:
         if self.dir is None:
             self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
             self.dir = Path(tempfile.mkdtemp(prefix=f"kernel-{os.getpid()}-", dir=self.base_dir))
+            # container ids carry the session's token: cgroup paths (<runtime>/<id>) are host-wide
+            self.token = self.dir.name.rsplit("-", 1)[-1]
             (self.dir / "state").mkdir(mode=0o711)
             (self.dir / "bundles").mkdir()
             (self.dir / "pids").mkdir()
@@ -607,7 +630,7 @@ class MagicSession:
         """Run one runtime command to completion (stdout/stderr captured)."""
         command = self.runtime_args(*args)
         completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                   timeout=timeout, env=self.env, check=False)
+                                   timeout=timeout, env=self.env, check=False, start_new_session=True)
         if check and completed.returncode != 0:
             raise ContainerError(f"{args[0]} failed", where=shlex.join(command),
                                  why=(completed.stderr.strip() or f"exit status {completed.returncode}"))
@@ -652,15 +675,22 @@ class MagicSession:
         else:
             base = default_config(rootless=options.rootless)
             kind = options.rootfs or "busybox"
-            if kind in ("busybox", "host"):
-                programs = () if kind == "busybox" else tuple(dict.fromkeys(
-                    (options.shell, *HOST_ROOTFS_PROGRAMS)))
-                copy_tree(self._cached_rootfs(kind, programs), bundle / "rootfs")
+            if kind == "busybox":  # small (one static binary + links): a private, writable copy
+                copy_tree(self._cached_rootfs(kind), bundle / "rootfs")
                 root_path = "rootfs"
+            elif kind == "host":  # tens of MB (Python's stdlib): shared read-only, tmpfs where programs write
+                programs = tuple(dict.fromkeys((options.shell, *HOST_ROOTFS_PROGRAMS)))
+                root_path = str(self._cached_rootfs(kind, programs))
             else:
                 root_path = str(Path(kind).absolute())
         default_hostname = options.name or "pyoci"
         config = build_config(options, base, root_path, args, default_hostname)
+        if options.rootfs == "host":
+            config["root"]["readonly"] = True
+            config["mounts"] = config.get("mounts", []) + [
+                {"destination": path, "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "nodev", f"mode={mode}", "size=65536k"]}
+                for path, mode in HOST_ROOTFS_WRITABLE]
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         return bundle
 
@@ -670,6 +700,11 @@ class MagicSession:
         path = self.ensure_dir() / "bundles" / container_id
         if path.exists():
             remove_tree(path)
+
+    def new_id(self, name: str | None = None) -> str:
+        """A container id unique on this host: ``NAME-TOKEN`` or ``cell-N-TOKEN``."""
+        self.ensure_dir()
+        return f"{name}-{self.token}" if name else f"cell-{next(self._counter)}-{self.token}"
 
     def container_exists(self, container_id: str) -> bool:
         return (self.state_root / container_id).exists()
@@ -690,7 +725,7 @@ class MagicSession:
     # -- running cells ---------------------------------------------------------------------------
     def run_fresh(self, options: CellOptions, args: list[str]) -> CellResult:
         """A new container for this cell: ``run`` in the foreground, then nothing is left."""
-        container_id = f"cell-{next(self._counter)}-{uuid.uuid4().hex[:6]}"
+        container_id = self.new_id()
         self.make_bundle(container_id, options, args)
         command = self.runtime_args("run", "--bundle", str(self.dir / "bundles" / container_id),
                                     container_id, rootless=options.rootless)
@@ -706,14 +741,18 @@ class MagicSession:
     def create_named(self, options: CellOptions) -> NamedContainer:
         """Create and start a named container whose first process keeps it alive."""
         name = options.name
-        self.make_bundle(name, options, KEEPER_ARGS)
-        log = self.ensure_dir() / "pids" / f"{name}.create-stderr"
+        container_id = self.new_id(name)
+        self.make_bundle(container_id, options, KEEPER_ARGS)
+        log = self.ensure_dir() / "pids" / f"{container_id}.create-stderr"
         try:
             with open(log, "w+") as stderr:
-                command = self.runtime_args("run", "--detach", "--bundle", str(self.dir / "bundles" / name),
-                                            name, rootless=options.rootless)
+                command = self.runtime_args("run", "--detach", "--bundle", str(self.dir / "bundles" / container_id),
+                                            container_id, rootless=options.rootless)
+                # own session: the kernel's interrupt (SIGINT to its process group) must reach
+                # neither the runtime in the middle of its work nor the container it starts
                 completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=stderr, env=self.env, timeout=120, check=False)
+                                           stderr=stderr, env=self.env, timeout=120, check=False,
+                                           start_new_session=True)
                 stderr.seek(0)
                 message = stderr.read().strip()
             if completed.returncode != 0:
@@ -723,13 +762,14 @@ class MagicSession:
                                           "loop with sleep), so its root filesystem needs sh and sleep")
         except BaseException:
             with _sigint_deferred():
-                if self.container_exists(name):
-                    self.run_runtime("delete", "--force", name, check=False)
-                self.remove_bundle(name)
+                if self.container_exists(container_id):
+                    self.run_runtime("delete", "--force", container_id, check=False)
+                self.remove_bundle(container_id)
             raise
         finally:
             log.unlink(missing_ok=True)
-        container = NamedContainer(name, self.dir / "bundles" / name, time.time(), options.creation_values(),
+        container = NamedContainer(name, container_id, self.dir / "bundles" / container_id, time.time(),
+                                   options.creation_values(),
                                    options.bundle or options.rootfs or "busybox")
         self.named[name] = container
         return container
@@ -737,7 +777,7 @@ class MagicSession:
     def exec_named(self, container: NamedContainer, options: CellOptions, args: list[str]) -> CellResult:
         """Run the cell as a new process in the named container (``exec``)."""
         container.cells += 1
-        pid_file = self.ensure_dir() / "pids" / f"{container.name}-{container.cells}.pid"
+        pid_file = self.ensure_dir() / "pids" / f"{container.id}-{container.cells}.pid"
         flags = ["--pid-file", str(pid_file)]
         for item in options.env:
             flags += ["--env", item]
@@ -745,7 +785,7 @@ class MagicSession:
             flags += ["--cwd", options.workdir]
         if options.user_text:
             flags += ["--user", options.user_text]
-        command = self.runtime_args("exec", *flags, container.name, *args, rootless=options.rootless)
+        command = self.runtime_args("exec", *flags, container.id, *args, rootless=options.rootless)
         try:
             return self._run_streaming(command, options, container.name, args,
                                        stop=lambda process: self._kill_exec(pid_file, process))
@@ -825,12 +865,12 @@ class MagicSession:
         """Kill and delete a named container and its bundle."""
         container = self.named.pop(name)
         with _sigint_deferred():
-            if self.container_exists(container.name):
-                self.run_runtime("delete", "--force", container.name, check=False)
-            self.remove_bundle(container.name)
-            if self.container_exists(container.name):
+            if self.container_exists(container.id):
+                self.run_runtime("delete", "--force", container.id, check=False)
+            self.remove_bundle(container.id)
+            if self.container_exists(container.id):
                 raise ContainerError(f"container {name!r} could not be deleted",
-                                     where=str(self.state_root / name),
+                                     where=str(self.state_root / container.id),
                                      hint="see `pyoci --root ... delete --force` output")
 
     def shutdown(self) -> None:
@@ -882,8 +922,10 @@ class ContainerMagics(Magics):
               "or the kernel exits")
     @argument("--bundle", default=None, metavar="DIR", help="use this OCI bundle's config.json and rootfs")
     @argument("--rootfs", default=None, metavar="busybox|host|DIR",
-              help="root filesystem: busybox (default, a private copy), host (the shell and a few "
-                   "programs copied from the host with their libraries) or a directory (used in place)")
+              help="root filesystem: busybox (default, a private writable copy), host (the shell and a "
+                   "few programs copied from the host with their libraries, built once per kernel and "
+                   "shared read-only, with tmpfs on /tmp, /var/tmp, /run, /root, /home) or a directory "
+                   "(used in place)")
     @argument("--image", default=None, help="an OCI image (not supported yet)")
     @argument("--shell", default=None, metavar="PROG", help="run the cell as PROG -c BODY (default /bin/sh), "
               "e.g. python3 with --rootfs host")
@@ -908,13 +950,19 @@ class ContainerMagics(Magics):
     @argument("--if-unavailable", default="error", choices=("error", "explain"),
               help="when this host cannot create containers: error (default) or explain (show the "
                    "bundle and commands that would have run)")
-    @cell_magic
-    def container(self, line: str, cell: str):
-        """Run the cell body in a real OCI container (a fresh one, or the one named by --name)."""
+    @line_cell_magic
+    def container(self, line: str, cell: str | None = None):
+        """Run the cell body in a real OCI container (a fresh one, or the one named by --name).
+
+        ``%container --help`` (line form) shows the options; everything else needs the cell form.
+        """
         args = parse_argstring(self.container, line)
         if args.help:
-            self.container.parser.print_help()
+            print(self.container.parser.format_help().lstrip(":").lstrip("\n"))
             return None
+        if cell is None:
+            raise UsageError("%%container runs a cell: put %%container [options] on the first line of a "
+                             "cell and the commands below it (%container --help lists the options)")
         try:
             options = CellOptions.from_args(args)
             return self._run_cell(options, cell)
@@ -959,7 +1007,7 @@ class ContainerMagics(Magics):
         from IPython.display import display
 
         session = self.session
-        container_id = options.name or f"cell-{next(session._counter)}-{uuid.uuid4().hex[:6]}"
+        container_id = session.new_id(options.name)
         bundle = session.make_bundle(container_id, options, KEEPER_ARGS if options.name else command)
         if options.name:
             commands = [session.runtime_args("run", "--detach", "--bundle", str(bundle), container_id),
@@ -985,7 +1033,7 @@ class ContainerMagics(Magics):
         """List this kernel's named containers with their runtime state."""
         rows = []
         for name, container in self.session.named.items():
-            completed = self.session.run_runtime("state", name, check=False)
+            completed = self.session.run_runtime("state", container.id, check=False)
             try:
                 state = json.loads(completed.stdout)
                 status, pid = state.get("status", "?"), state.get("pid", 0)
@@ -999,10 +1047,10 @@ class ContainerMagics(Magics):
     def container_rm(self, line: str):
         """``%container_rm NAME...`` or ``%container_rm --all``: kill and delete named containers."""
         names = shlex.split(line)
-        if names == ["--all"]:
-            names = list(self.session.named)
         if not names:
             raise UsageError("usage: %container_rm NAME... | --all")
+        if names == ["--all"]:
+            names = list(self.session.named)
         unknown = [name for name in names if name not in self.session.named]
         if unknown:
             known = ", ".join(self.session.named) or "none"

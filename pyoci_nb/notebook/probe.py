@@ -270,6 +270,12 @@ def _proc_overmounts() -> list[str]:
     return found
 
 
+def _in_user_namespace() -> bool:
+    """Whether this process is in a user namespace other than the initial one (whose uid_map is
+    the identity over all 2^32-1 ids)."""
+    return (_read("/proc/self/uid_map") or "").split() != ["0", "0", "4294967295"]
+
+
 def host_context() -> dict:
     """What the explanations need: who we are, seccomp/AppArmor, sysctls, /proc overmounts."""
     cap_eff = int(_status_field("CapEff") or "0", 16)
@@ -283,6 +289,7 @@ def host_context() -> dict:
         "unprivileged_userns_clone": _read("/proc/sys/kernel/unprivileged_userns_clone"),
         "apparmor_restrict_unprivileged_userns": _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
         "proc_overmounts": _proc_overmounts(),
+        "in_user_namespace": _in_user_namespace(),
         "kernel": os.uname().release,
     }
 
@@ -372,7 +379,7 @@ def _explain(name: str, outcome: dict, context: dict) -> tuple[str, str]:
         return (what, "run as root with a writable /sys/fs/cgroup; containers still run without limits")
     if name == "pid namespace + fresh /proc" and err == errno_module.EPERM and step == "mount proc":
         overmounts = context.get("proc_overmounts") or []
-        if overmounts and context.get("mode") == "rootless":
+        if overmounts and (context.get("mode") == "rootless" or context.get("in_user_namespace")):
             shown = ", ".join(overmounts[:4]) + (" ..." if len(overmounts) > 4 else "")
             return (f"{what}: /proc is masked ({shown} mounted over, as Docker does); inside a user "
                     "namespace the kernel refuses a new proc mount while parts of the host's /proc are hidden",
@@ -543,15 +550,17 @@ def probe_html_table(result: ProbeResult) -> str:
             + "".join(rows) + "</tbody></table></div>")
 
 
-def run_probe(command_prefix: tuple[str, ...] | list[str] = (), timeout: float = 60) -> ProbeResult:
+def run_probe(command_prefix: tuple[str, ...] | list[str] = (), timeout: float = 60,
+              python: str | None = None) -> ProbeResult:
     """Run the checks in a fresh child process and return the explained result (not cached).
 
     ``command_prefix`` runs the child under another program first (``unshare``, ``setpriv`` ...),
-    to probe what a process started that way would be allowed to do.
+    to probe what a process started that way would be allowed to do; ``python`` is the interpreter
+    of the child (default: this one; the child needs only the standard library).
     """
     from pyoci_nb.errors import PyociError
 
-    command = [*command_prefix, sys.executable, "-I", "-S", os.path.abspath(__file__)]
+    command = [*command_prefix, python or sys.executable, "-I", "-S", os.path.abspath(__file__)]
     completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=timeout, check=False)
     if completed.returncode != 0 or not completed.stdout.strip():

@@ -592,7 +592,10 @@ def _inode_text(link: str | None) -> str:
 
 def namespaces_html(value: Any, path: str = "linux.namespaces", depth: int = 0) -> str:
     items = list(value or [])
-    return svg.namespaces_svg(_config_namespace_rows(items), container_label="container (config)")
+    picture = svg.namespaces_svg(_config_namespace_rows(items), container_label="container (config)")
+    listed = _section("as listed", records_html(items, path), count=str(len(items)), open_=False,
+                      explanation="in the config's order")
+    return picture + listed
 
 
 def _namespaces_brief(value: Any) -> str:
@@ -642,10 +645,15 @@ def seccomp_html(value: Any, path: str = "linux.seccomp", depth: int = 0) -> str
                 f'<td><code class="pyoci-v">{cond}</code></td></tr>')
 
     table = ""
+    rule_descriptions = field_descriptions(type((getattr(value, "syscalls", None) or [None])[0]))
+
+    def th(key: str, label: str) -> str:
+        return f'<th{_title_attr(rule_descriptions.get(key, ""))}>{_e(label)}</th>'
+
     if rules:
         table = _section("syscalls", _truncated(rules, rule_row, wrap=lambda body: (
-            '<table class="pyoci-records"><thead><tr><th>action</th><th>names (system calls)</th>'
-            '<th>args (all must match)</th></tr>'
+            f'<table class="pyoci-records"><thead><tr>{th("action", "action")}{th("names", "names (system calls)")}'
+            f'{th("args", "args (all must match)")}</tr>'
             f'</thead><tbody>{body}</tbody></table>')), count=str(len(rules)),
             brief=f"{sum(len(r.get('names') or []) for r in rules)} system calls named",
             explanation=glossary.explain(_join(path, "syscalls")), open_=False,
@@ -1244,7 +1252,7 @@ def run_result_text(result: Any) -> str:
     return "\n".join(lines)
 
 
-register("CompletedProcess", "RunResult", "ExecResult", "CompletedRun", html=run_result_html, text=run_result_text)
+register("CompletedContainer", "CompletedProcess", html=run_result_html, text=run_result_text)
 
 
 # =========================================================================== Container
@@ -1295,12 +1303,19 @@ register("Container", html=container_html, text=container_text)
 
 
 # =========================================================================== Bundle
-def _rootfs_of(bundle: Any) -> Path | None:
-    rootfs = getattr(bundle, "rootfs", None)
-    if rootfs is not None and not callable(rootfs):
-        return Path(rootfs)
-    path = getattr(bundle, "path", None)
-    return Path(path) / "rootfs" if path is not None else None
+def _rootfs_of(bundle: Any) -> Path:
+    """The bundle's root filesystem (``Bundle.rootfs_path``: root.path resolved against the
+    bundle); raises what it raises (e.g. BundleError when root.path is not set)."""
+    return Path(bundle.rootfs_path)
+
+
+def as_report(result: Any, source: str | None = None) -> Any:
+    """A ``ValidationReport`` from what a validation returned (a report, or a list of problems)."""
+    if hasattr(result, "problems"):
+        return result
+    from pyoci_nb.spec.problems import ValidationReport  # standard library only
+
+    return ValidationReport(list(result or []), source=source)
 
 
 def rootfs_entries(rootfs: Path) -> list[str]:
@@ -1319,17 +1334,18 @@ def rootfs_entries(rootfs: Path) -> list[str]:
 def bundle_html(bundle: Any) -> str:
     """A bundle: its path, the root filesystem's top level, the config and its validation."""
     path = getattr(bundle, "path", None)
-    rootfs = _rootfs_of(bundle)
     parts = []
+    rootfs = ""
     try:
-        entries = rootfs_entries(rootfs) if rootfs is not None else []
+        rootfs = _rootfs_of(bundle)
+        entries = rootfs_entries(rootfs)
         rootfs_body = _chips(entries)
         rootfs_count = str(len(entries))
-    except OSError as exc:
+    except Exception as exc:
         rootfs_body = f'<div class="pyoci-failed">{_e(_exception_text(exc))}</div>'
         rootfs_count = "unreadable"
     try:
-        report = bundle.validate()
+        report = as_report(bundle.validate(), "config.json")
         problems = list(getattr(report, "problems", []) or [])
         verdict = "valid" if not problems else _plural(len(problems), "problem")
         report_body = report_html(report)
@@ -1352,14 +1368,13 @@ def bundle_html(bundle: Any) -> str:
 def bundle_text(bundle: Any) -> str:
     path = getattr(bundle, "path", None)
     lines = [f"{_type_name(bundle)}: {path}"]
-    rootfs = _rootfs_of(bundle)
     try:
-        entries = rootfs_entries(rootfs) if rootfs is not None else []
+        entries = rootfs_entries(_rootfs_of(bundle))
         lines.append(f"  rootfs ({len(entries)}): {_inline_list(entries, 12)}")
-    except OSError as exc:
+    except Exception as exc:
         lines.append(f"  rootfs: unreadable: {_exception_text(exc)}")
     try:
-        report = bundle.validate()
+        report = as_report(bundle.validate(), "config.json")
         lines.extend("  " + line for line in report_text(report).splitlines())
     except Exception as exc:
         lines.append(f"  validation failed: {_exception_text(exc)}")

@@ -33,7 +33,7 @@ import traitlets
 
 from pyoci_nb.errors import ConfigError, PyociError
 from pyoci_nb.notebook import glossary
-from pyoci_nb.notebook.reprs import html_repr, stylesheet
+from pyoci_nb.notebook.reprs import as_report, html_repr, stylesheet
 from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_SETS
 
 #: Namespace types of config-linux.md, in the order the form shows them.
@@ -773,7 +773,7 @@ class BundleBrowser(widgets.VBox):
 
             bundle = Bundle(bundle)
         self.bundle = bundle
-        self.rootfs = _rootfs_dir(bundle)
+        self.rootfs: Path | None = None
         self.current = Path(".")
         self.location = widgets.HTML()
         self.listing = widgets.Select(options=[], rows=16, layout=widgets.Layout(width="520px"))
@@ -799,7 +799,7 @@ class BundleBrowser(widgets.VBox):
         except Exception as exc:
             self.config_view.value = _error_html(f"config.json unreadable: {exc}")
         try:
-            report = self.bundle.validate()
+            report = as_report(self.bundle.validate(), "config.json")
             self.validation_view.value = html_repr(report)
             problems = len(getattr(report, "problems", []) or [])
             verdict = "valid" if not problems else f"{problems} problem{'s' if problems != 1 else ''}"
@@ -810,6 +810,14 @@ class BundleBrowser(widgets.VBox):
                              f"<span class='pyoci-type'>Bundle</span><span class='pyoci-fact'>"
                              f"<b>{html.escape(str(getattr(self.bundle, 'path', '')))}</b></span>"
                              f"<span class='pyoci-fact'>config <b>{html.escape(verdict)}</b></span></div></div>")
+        try:
+            self.rootfs = Path(self.bundle.rootfs_path)
+        except Exception as exc:
+            self.rootfs = None
+            self.listing.options = []
+            self.location.value = ""
+            self.info.value = _error_html(f"no root filesystem: {exc}")
+            return
         self.open(self.current)
 
     def open(self, relative: Path | str) -> None:
@@ -823,6 +831,8 @@ class BundleBrowser(widgets.VBox):
             else:
                 clean.append(part)
         target = Path(*clean) if clean else Path(".")
+        if self.rootfs is None:
+            return
         directory = self.rootfs.joinpath(*clean) if clean else self.rootfs
         try:
             if directory.is_symlink() or not directory.is_dir():
@@ -859,18 +869,6 @@ class BundleBrowser(widgets.VBox):
             self.open(self.current / name)
             return
         self.info.value = _file_info_html(path, st, "/" + str(self.current / name).lstrip("./"))
-
-
-def _rootfs_dir(bundle: Any) -> Path:
-    rootfs = getattr(bundle, "rootfs", None)
-    if rootfs is not None and not callable(rootfs):
-        return Path(rootfs)
-    try:
-        root_path = bundle.spec.root.path
-    except Exception:
-        root_path = "rootfs"
-    root = Path(root_path)
-    return root if root.is_absolute() else Path(getattr(bundle, "path", ".")) / root
 
 
 def list_directory(directory: Path, limit: int) -> tuple[list[tuple[str, str]], int]:
@@ -1015,36 +1013,43 @@ def _safe_state(container: Any) -> dict | None:
 
 
 def container_pids(container: Any, state: dict | None) -> list[int]:
-    """The container's processes: from the container's own API (its cgroup) when it has one,
-    else its init process and every descendant (``/proc/<pid>/task/*/children``)."""
-    for name in ("pids", "processes"):
-        method = getattr(container, name, None)
-        if callable(method):
-            try:
-                pids = method()
-                return sorted(int(getattr(p, "pid", p)) for p in pids)
-            except Exception:
-                break
+    """The container's processes, as ``ps`` inside it would list them: every process in the
+    pid namespace of the container's init when it has one of its own (this includes processes
+    started with exec), else init and its descendants (parent pids from /proc/<pid>/stat)."""
     pid = (state or {}).get("pid")
     if not pid or (state or {}).get("status") == "stopped":
         return []
-    seen, queue = [], [int(pid)]
+    pid = int(pid)
+    try:
+        init_ns = os.readlink(f"/proc/{pid}/ns/pid")
+        own_ns = init_ns != os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return []
+    parents: dict[int, int] = {}
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        candidate = int(entry)
+        try:
+            if own_ns:
+                if os.readlink(f"/proc/{candidate}/ns/pid") == init_ns:
+                    members.append(candidate)
+            else:
+                text = Path(f"/proc/{candidate}/stat").read_text()
+                parents[candidate] = int(text[text.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile, or not ours to read
+    if own_ns:
+        return sorted(members)
+    found, queue = [], [pid]
     while queue:
         current = queue.pop(0)
-        if current in seen or not os.path.exists(f"/proc/{current}"):
+        if current in found:
             continue
-        seen.append(current)
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
-            except OSError:
-                continue
-            queue.extend(int(c) for c in children)
-    return sorted(seen)
+        found.append(current)
+        queue.extend(child for child, parent in parents.items() if parent == current)
+    return sorted(found)
 
 
 def _proc_row(pid: int) -> tuple[str, str, str, str] | None:

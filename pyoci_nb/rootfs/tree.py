@@ -104,7 +104,7 @@ def resolve_in_root(root: str | os.PathLike, path: str, *, confine: bool = True)
     meaning is in-root; the host view is not checked further).  A missing component ends the walk:
     the rest is appended unresolved.  More than ``MAX_SYMLINKS`` links raise ``RootfsError``.
     """
-    root = Path(root).absolute()
+    root_text = os.path.abspath(root)
     pending = [p for p in path.split("/") if p not in ("", ".")]
     pending.reverse()
     resolved: list[str] = []
@@ -117,25 +117,25 @@ def resolve_in_root(root: str | os.PathLike, path: str, *, confine: bool = True)
             elif not confine:
                 raise EscapesRoot(path)
             continue
-        candidate = root.joinpath(*resolved, part)
+        candidate = os.path.join(root_text, *resolved, part)
         try:
             st = os.lstat(candidate)
         except OSError:
-            return root.joinpath(*resolved, part, *reversed(pending))
+            return Path(candidate, *reversed(pending))
         if not stat.S_ISLNK(st.st_mode):
             resolved.append(part)
             continue
         links += 1
         if links > MAX_SYMLINKS:
-            raise RootfsError("too many levels of symbolic links", where=str(root / path.lstrip("/")),
-                              why=f"more than {MAX_SYMLINKS} links while resolving inside {root}")
+            raise RootfsError("too many levels of symbolic links", where=os.path.join(root_text, path.lstrip("/")),
+                              why=f"more than {MAX_SYMLINKS} links while resolving inside {root_text}")
         target = os.readlink(candidate)
         if target.startswith("/"):
             if not confine:
-                return root.joinpath(*resolved)
+                return Path(root_text, *resolved)
             resolved = []
         pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
-    return root.joinpath(*resolved)
+    return Path(root_text, *resolved)
 
 
 def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -137,7 +137,7 @@ def exec_command(args) -> int:
                 process_config = json.load(f)
         except (OSError, ValueError) as exc:
             raise ConfigError("cannot read the process file", where=args.process, why=str(exc)) from None
-    command = list(args.command or [])
+    command = list(args.exec_args or [])
     if command and command[0] == "--":
         command = command[1:]
     if process_config is None and not command:
@@ -148,13 +148,23 @@ def exec_command(args) -> int:
     container = Container.load(args.container_id, args.root)
     if process_config is not None and command:
         process_config = dict(process_config, args=command)
-    user = args.user
+    if args.process_label or args.apparmor:
+        from pyoci_nb.errors import UnsupportedError
+
+        raise UnsupportedError("SELinux labels and AppArmor profiles are not supported by pyoci",
+                               where="--process-label" if args.process_label else "--apparmor",
+                               why="pyoci applies no LSM profile; it would silently run the process unconfined",
+                               hint="drop the flag")
+    if args.cgroup:
+        from pyoci_nb.errors import UnsupportedError
+
+        raise UnsupportedError("exec into a sub-cgroup is not supported", where="--cgroup",
+                               hint="drop the flag: the process joins the container's cgroup")
     result = container.exec(command, process_config=process_config, env=args.env, cwd=args.cwd,
-                            user=user, tty=args.tty, console_socket=args.console_socket,
+                            user=args.user, tty=args.tty, console_socket=args.console_socket,
                             detach=args.detach, pid_file=args.pid_file,
-                            preserve_fds=args.preserve_fds)
-    if args.additional_gids or args.cap or args.no_new_privs:
-        pass  # applied through build_exec_process below when given
+                            preserve_fds=args.preserve_fds, additional_gids=args.additional_gids,
+                            add_capabilities=args.cap, no_new_privileges=args.no_new_privs)
     return 0 if args.detach else result
 
 

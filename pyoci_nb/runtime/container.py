@@ -62,14 +62,36 @@ def load_config(bundle: str) -> dict:
 
 def preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> dict:
     """Every check that can be made before anything is created.  Returns facts for create:
-    the rootfs path, joined namespaces and new namespace flags."""
-    from pyoci_nb.spec.validation import validate_config
+    the rootfs path, joined namespaces and new namespace flags.
 
-    problems = validate_config(config, for_start=True)
-    if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more problem(s); run `pyoci validate`)" if len(problems) > 1 else ""
-        raise ConfigError(first.message + more, where=first.path, why="config.json breaks the runtime spec")
+    The runtime checks what it is about to use, with JSON paths in its messages.  The full
+    schema validation (``pyoci_nb.spec.validation.validate_config``) costs more than a whole
+    container start, so it runs only when the config turns out malformed, to name the problem
+    precisely (``pyoci validate`` runs it always)."""
+    try:
+        return _preflight(config, bundle, rootless=rootless, console=console)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        from pyoci_nb.spec.validation import validate_config
+
+        problems = validate_config(config, for_start=True)
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more; run `pyoci validate`)" if len(problems) > 1 else ""
+            raise ConfigError(first.message + more, where=first.path,
+                              why="config.json breaks the runtime spec") from None
+        raise ConfigError(f"config.json is malformed: {type(exc).__name__}: {exc}",
+                          where=os.path.join(bundle, "config.json")) from None
+
+
+def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> dict:
+    if not isinstance(config.get("ociVersion"), str):
+        raise ConfigError("ociVersion is missing", where="ociVersion",
+                          why="config.md: ociVersion is REQUIRED", hint='e.g. "1.0.2"')
+    if not isinstance(config.get("root"), dict) or not config["root"].get("path"):
+        raise ConfigError("root.path is missing", where="root.path",
+                          why="config.md (Linux): root is REQUIRED", hint='e.g. {"path": "rootfs"}')
     proc = config.get("process")
     process.check_process(proc)
     hooks.check_hooks(config)
@@ -186,13 +208,21 @@ class Container:
 
     def _repr_html_(self) -> str:
         try:
-            from pyoci_nb.notebook.reprs import container_html
+            from pyoci_nb.notebook.reprs import html_repr
 
-            return container_html(self)
+            return html_repr(self)
         except Exception:
             import html
 
             return f"<pre>{html.escape(repr(self))}</pre>"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        try:
+            from pyoci_nb.notebook.reprs import text_repr
+
+            printer.text(text_repr(self))
+        except Exception:
+            printer.text(repr(self))
 
     # --- loading -------------------------------------------------------------------------
     @classmethod
@@ -312,7 +342,8 @@ class Container:
                               joined=facts["joined"], new_namespaces=facts["flags"],
                               no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                               preserve_fds=preserve_fds, fifo_fd=fifo_fd, console_fd=console_fd,
-                              container_id=self.id, stdio=stdio)
+                              container_id=self.id, stdio=stdio,
+                              close_fds=[state_dir.lock_fd])
             ipid = os.fork()
             if ipid == 0:
                 parent.sock.close()
@@ -440,6 +471,7 @@ class Container:
         try:
             import select
 
+            started = False
             while True:
                 select.select([fd], [], [], 0.1)
                 try:
@@ -447,10 +479,14 @@ class Container:
                 except BlockingIOError:
                     data = None
                 if data:
+                    started = True  # startContainer hooks done; wait for execve to close the FIFO
+                    continue
+                if data == b"" and started:
                     break
                 if not init_alive(record):
                     raise ContainerError("container init exited before start", where=f"container {self.id!r}",
-                                         why="the init process died while waiting for start")
+                                         why="the init process died while starting (a startContainer hook "
+                                             "or the last set-up steps failed; see the container's stderr)")
                 if data == b"":
                     time.sleep(0.002)  # init has not opened its end yet
         finally:
@@ -574,6 +610,8 @@ class Container:
              env: list[str] | dict | None = None, cwd: str | None = None, user: str | None = None,
              tty: bool = False, console_socket: str | None = None, console_fd: int | None = None,
              detach: bool = False, pid_file: str | None = None, preserve_fds: int = 0,
+             additional_gids: list[int] | None = None, add_capabilities: list[str] | None = None,
+             no_new_privileges: bool = False,
              stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> int:
         """runc's exec: run another process in the container's namespaces and cgroup.
 
@@ -585,7 +623,8 @@ class Container:
             raise InvalidState("container not running" if status != "paused" else "container is paused",
                                where=f"container {self.id!r}",
                                why=f"exec needs a created or running container; it is {status}")
-        proc = build_exec_process(record["config"], process_config, args, env, cwd, user, tty)
+        proc = build_exec_process(record["config"], process_config, args, env, cwd, user, tty,
+                                  additional_gids, add_capabilities, no_new_privileges)
         process.check_process(proc, "process.json" if process_config else "process")
         if proc.get("terminal") and not (console_socket or console_fd is not None):
             raise ConfigError("cannot allocate a terminal without a console socket", where="--tty",
@@ -666,9 +705,12 @@ def _waitpid_retry(pid: int) -> tuple[int, int]:
             continue
 
 
-def build_exec_process(config: dict, process_config: dict | None, args, env, cwd, user, tty) -> dict:
+def build_exec_process(config: dict, process_config: dict | None, args, env, cwd, user, tty,
+                       additional_gids=None, add_capabilities=None, no_new_privileges=False) -> dict:
     """The process object of an exec: ``process_config`` (a process.json) as given, else the
-    container's process with args/env/cwd/user/terminal replaced (runc's exec flags)."""
+    container's process with args/env/cwd/user/terminal replaced (runc's exec flags:
+    ``--additional-gids``, ``--cap`` adds to the bounding, effective and permitted sets,
+    ``--no-new-privs``)."""
     if process_config is not None:
         proc = dict(process_config)
     else:
@@ -694,6 +736,18 @@ def build_exec_process(config: dict, process_config: dict | None, args, env, cwd
         except ValueError:
             raise ConfigError(f"user {user!r} is not UID[:GID]", where="--user",
                               hint="numeric ids only, e.g. 1000:1000") from None
+    if additional_gids:
+        proc["user"] = dict(proc.get("user") or {}, additionalGids=list(additional_gids))
+    if add_capabilities:
+        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
+        for name in add_capabilities:
+            name = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
+            for set_name in ("bounding", "effective", "permitted"):
+                if name not in caps.setdefault(set_name, []):
+                    caps[set_name].append(name)
+        proc["capabilities"] = caps
+    if no_new_privileges:
+        proc["noNewPrivileges"] = True
     proc.setdefault("cwd", "/")
     return proc
 
@@ -753,6 +807,24 @@ class CompletedContainer:
             parts.append(f"stderr={self.stderr!r}")
         return f"CompletedContainer({', '.join(parts)})"
 
+    def _repr_html_(self) -> str:
+        try:
+            from pyoci_nb.notebook.reprs import html_repr
+
+            return html_repr(self)
+        except Exception:
+            import html
+
+            return f"<pre>{html.escape(repr(self))}</pre>"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        try:
+            from pyoci_nb.notebook.reprs import text_repr
+
+            printer.text(text_repr(self))
+        except Exception:
+            printer.text(repr(self))
+
     def check_returncode(self) -> None:
         if self.returncode:
             raise ContainerError(f"container process {self.args!r} exited with status {self.returncode}",
@@ -773,6 +845,7 @@ def run(bundle, args: list[str] | None = None, *, id: str | None = None, root: s
     import threading
 
     bundle_path = _bundle_path(bundle)
+    root = os.path.abspath(os.fspath(root)) if root is not None else None
     if isinstance(input, str):
         input = input.encode()
     if threading.active_count() > 1:

@@ -29,8 +29,10 @@ def features() -> dict:
         from pyoci_nb.runtime import seccomp
 
         seccomp_features = seccomp.features()
+        libseccomp_version = seccomp.library_version()
     except Exception:  # no libseccomp: say so rather than fail
         seccomp_features = {"enabled": False}
+        libseccomp_version = None
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -47,6 +49,7 @@ def features() -> dict:
         },
         "annotations": {
             "io.github.pyoci.version": __version__,
+            **({"io.github.seccomp.libseccomp.version": libseccomp_version} if libseccomp_version else {}),
         },
     }
 

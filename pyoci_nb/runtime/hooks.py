@@ -68,13 +68,15 @@ def run_hooks(config: dict, kind: str, state: dict) -> None:
 
 
 def run_poststop(config: dict, state: dict) -> None:
-    """poststop hooks: a failure is only a warning (runtime.md)."""
+    """poststop hooks: each one runs even if an earlier one failed; a failure is only a
+    warning (runtime.md: the runtime MUST log a warning and continue)."""
     from pyoci_nb.runtime import log
 
-    try:
-        run_hooks(config, "poststop", state)
-    except SetupError as exc:
-        log.warning(f"poststop hook failed: {exc}")
-    except Exception as exc:  # a poststop failure must never stop delete
-        log.warning(f"poststop hook failed: {exc}")
-
+    entries = (config.get("hooks") or {}).get("poststop") or []
+    for i, hook in enumerate(entries):
+        try:
+            run_hooks({"hooks": {"poststop": [hook]}}, "poststop", state)
+        except SetupError as exc:
+            log.warning(f"hooks.poststop[{i}]: {exc}")
+        except Exception as exc:  # a poststop failure must never stop delete
+            log.warning(f"hooks.poststop[{i}]: poststop hook failed: {exc}")

@@ -91,6 +91,8 @@ class InitContext:
         self.stdio: tuple = fields.get("stdio") or (None, None, None)
         #: the compiled seccomp filter (compiled before any namespace is joined)
         self.seccomp_filter = None
+        #: the runtime's fds the container must not keep (the state lock: flock is per open file)
+        self.close_fds: list[int] = list(fields.get("close_fds") or [])
 
 
 def _set_stdio(stdio: tuple) -> None:
@@ -114,6 +116,8 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
     """The intermediate process: namespaces, then fork init and exit."""
     status = 1
     try:
+        for fd in ctx.close_fds:
+            os.close(fd)
         _set_stdio(ctx.stdio)
         _preload(ctx.config)
         ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
@@ -186,6 +190,11 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
                 console.send_fd(ctx.console_fd, master, slave_name)
                 os.close(master)
                 os.close(ctx.console_fd)
+        for key, value in (linux.get("sysctl") or {}).items():
+            # before readonlyPaths makes /proc/sys read-only
+            with Step(f"writing sysctl {key}={value}"):
+                with open(_sysctl_path(key), "w") as f:
+                    f.write(str(value))
         mounts.finish_rootfs(config)
         if config.get("hostname"):
             with Step(f"setting hostname {config['hostname']!r}"):
@@ -193,10 +202,6 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         if config.get("domainname"):
             with Step(f"setting domainname {config['domainname']!r}"):
                 sc.setdomainname(config["domainname"])
-        for key, value in (linux.get("sysctl") or {}).items():
-            with Step(f"writing sysctl {key}={value}"):
-                with open(_sysctl_path(key), "w") as f:
-                    f.write(str(value))
         process.set_oom_score_adj(proc)
         process.set_rlimits(proc)
         if not ctx.no_new_keyring:
@@ -225,12 +230,13 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         channel.send({"type": "ready"})
         ready = True
         channel.close()
-        if ctx.fifo_fd is not None:
-            fd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fd, b"0")
-            os.close(fd)
-            os.close(ctx.fifo_fd)
+        # blocks until `start` opens the FIFO for reading
+        fifo = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.close(ctx.fifo_fd)
         hooks.run_hooks(config, "startContainer", _started_state(state))
+        # the byte says "started"; the FIFO closing on execve (CLOEXEC) tells `start` that the
+        # user process runs, so poststart hooks run after it (runtime.md)
+        os.write(fifo, b"0")
         if seccomp_config and not seccomp_loaded:
             _load_seccomp(seccomp_filter, None)
         process.preserve_fds(ctx.preserve_fds)

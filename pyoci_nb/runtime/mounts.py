@@ -241,6 +241,16 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
                         # sysfs needs a network namespace of one's own: bind the host's /sys (runc does)
                         _bind("/sys", target, MountOptions(["rbind"] + [o for o in m.get("options") or []
                                                                         if o in MOUNT_FLAGS]))
+                    elif in_userns and exc.errno == 1:
+                        from pyoci_nb.errors import SetupError
+
+                        raise SetupError(
+                            f"{what}: mount: EPERM (Operation not permitted)", where=where,
+                            why=f"in a user namespace (a rootless container) the kernel mounts only filesystems "
+                                f"marked FS_USERNS_MOUNT (tmpfs, proc, sysfs, mqueue, devpts, overlay, fuse...), "
+                                f"not {fstype!r}: that needs privileges on the host",
+                            hint="bind-mount a host directory instead (\"type\": \"bind\"), or run the container "
+                                 "as root") from exc
                     else:
                         raise
         for flag in opts.propagation:

@@ -73,6 +73,11 @@ class StateDir:
         self._lock_fd = fd
         return self
 
+    @property
+    def lock_fd(self) -> int | None:
+        """The fd holding the lock (a forked child must close it: flock is per open file)."""
+        return self._lock_fd
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)

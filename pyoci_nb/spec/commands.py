@@ -51,7 +51,7 @@ def validate_command(args: argparse.Namespace) -> int:
         source = args.bundle or "."
         from pyoci_nb.bundle import Bundle
 
-        problems = list(_bundle_validate(Bundle(source), args.for_start))
+        problems = list(Bundle(source).validate(for_start=args.for_start))
     if args.format == "json":
         json.dump({"source": source, "ok": not problems,
                    "problems": [p.to_dict() for p in problems]}, sys.stdout, indent=2, default=repr)
@@ -61,13 +61,6 @@ def validate_command(args: argparse.Namespace) -> int:
 
         sys.stdout.write(str(ValidationReport(problems, source=source)) + "\n")
     return 1 if problems else 0
-
-
-def _bundle_validate(bundle, for_start: bool):
-    try:
-        return bundle.validate(for_start=for_start)
-    except TypeError:  # a Bundle.validate() without the for_start keyword
-        return bundle.validate()
 
 
 def _validate_file(path: str, for_start: bool) -> list:

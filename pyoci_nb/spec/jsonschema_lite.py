@@ -2,6 +2,7 @@
 
 The runtime's pre-flight check cannot import the ``jsonschema`` package (the CLI path is standard
 library only), so this walks the official runtime-spec 1.3 schemas shipped in ``spec/schema/``
+(copied unchanged from the runtime-spec repository's ``schema/`` directory, Apache-2.0, LICENSE there)
 and reports every violation as a ``Problem`` with the JSON path of the offending value.  It
 supports what those schemas use: ``$ref`` (across files), ``type``, ``properties``,
 ``required``, ``items``, ``enum``, ``pattern``, ``minimum``/``maximum``, ``minItems``,

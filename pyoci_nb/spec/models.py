@@ -13,11 +13,12 @@ checked by ``load_spec`` / ``Spec.model_validate`` and by ``Spec.check()``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from typing_extensions import Annotated
 
@@ -125,6 +126,19 @@ class SpecModel(ReprMixin, BaseModel):
     def unknown_properties(self) -> dict:
         """Properties this model does not define, kept as they were read."""
         return dict(self.__pydantic_extra__ or {})
+
+
+_VALIDATES_BY_NAME_SWITCH = "by_name" in inspect.signature(BaseModel.model_validate).parameters
+
+
+def _json_names_only(kwargs: dict) -> dict:
+    """Keyword arguments that make pydantic read config.json keys by their JSON names only, so a
+    snake_case key in a document (``no_new_privileges``) is an unknown property kept as is,
+    not a second spelling of a field."""
+    if _VALIDATES_BY_NAME_SWITCH:
+        kwargs.setdefault("by_alias", True)
+        kwargs.setdefault("by_name", False)
+    return kwargs
 
 
 def problems_from_validation_error(error: ValidationError, base: str = "") -> list[Problem]:
@@ -575,11 +589,18 @@ class Spec(SpecModel):
             problems = rules.validate_config(obj)
             if problems:
                 raise config_error(problems)
+        if isinstance(obj, dict):
+            kwargs = _json_names_only(kwargs)
         try:
             return super().model_validate(obj, strict=strict, from_attributes=from_attributes,
                                           context=context, **kwargs)
         except ValidationError as exc:
             raise config_error(problems_from_validation_error(exc)) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs) -> "Spec":
+        """Build a Spec from config.json text (same checks as ``model_validate``)."""
+        return load_spec(json_data if isinstance(json_data, str) else bytes(json_data))
 
     def check(self, for_start: bool = False) -> ValidationReport:
         """Every problem of this config (schema and spec rules); ``for_start`` also requires
@@ -645,6 +666,7 @@ class State(SpecModel):
             problems = rules.validate_state(obj)
             if problems:
                 raise config_error(problems, "state")
+            kwargs = _json_names_only(kwargs)
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:
@@ -717,6 +739,7 @@ class Features(SpecModel):
             problems = rules.validate_features(obj)
             if problems:
                 raise config_error(problems, "features")
+            kwargs = _json_names_only(kwargs)
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:

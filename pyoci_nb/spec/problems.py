@@ -39,6 +39,13 @@ class ReprMixin:
     plain text in a ``<pre>`` so a repr never raises.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # IPython's pretty printer stops at the first class in the MRO that defines
+        # _repr_pretty_ or __repr__: a dataclass's generated __repr__ would win otherwise.
+        if "_repr_pretty_" not in cls.__dict__:
+            cls._repr_pretty_ = ReprMixin._repr_pretty_
+
     def _repr_html_(self) -> str:
         try:
             from pyoci_nb.notebook.reprs import html_repr

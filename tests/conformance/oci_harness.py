@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -41,13 +42,20 @@ class Runtime:
         runtime's stdout/stderr, and a pipe would never reach EOF."""
         argv = self.argv(*args, global_flags=global_flags)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.run(argv, input=input.encode() if input is not None else None,
-                                  stdout=out, stderr=err, timeout=timeout, env=env,
-                                  stdin=None if input is not None else subprocess.DEVNULL)
+            # its own process group, so that a hung runtime and its children can be killed
+            child = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True,
+                                     stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+            try:
+                child.communicate(input.encode() if input is not None else None, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                raise
             out.seek(0)
             err.seek(0)
-            proc.stdout = out.read().decode(errors="replace")
-            proc.stderr = err.read().decode(errors="replace")
+            proc = subprocess.CompletedProcess(argv, child.returncode,
+                                               out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(proc.args)} exited {proc.returncode}\n"
                                  f"stdout: {proc.stdout}\nstderr: {proc.stderr}")

@@ -133,9 +133,10 @@ def test_delete_force_of_a_running_container(box):
     assert leftovers(box.runtime, box.id, box.bundle) == []
 
 
+@pytest.mark.runc_divergent  # runc 1.1 deletes a created container without --force
 def test_delete_of_a_created_container_is_refused_without_force(box):
-    """runtime.md: delete of a container that is not stopped MUST generate an error
-    (runc agrees for created containers)."""
+    """runtime.md: "Attempting to delete a container that is not stopped MUST have no effect
+    on the container and MUST generate an error"."""
     box.args("true")
     box.create()
     proc = box.delete(check=False)
@@ -262,6 +263,8 @@ def test_flags_with_equals_and_with_space(box, tmp_path):
 @pytest.mark.parametrize("script,status", [("exit 0", 0), ("exit 3", 3), ("exit 255", 255),
                                            ("kill -9 $$", 137)])
 def test_run_passes_the_exit_status_through(box, script, status):
+    # a pid namespace's init cannot SIGKILL itself: without one, `kill -9 $$` kills the process
+    box.remove_namespace("pid")
     proc = box.run("sh", "-c", script)
     assert proc.returncode == status, proc.stderr
     assert leftovers(box.runtime, box.id, box.bundle) == []
@@ -379,7 +382,7 @@ def test_failed_create_logs_why_and_leaves_nothing(box, tmp_path, problem):
     elif problem == "bad-cwd":
         box.config["process"]["cwd"] = "/bin/busybox/sub"  # below a regular file: cannot exist
         box.args("true")
-        expected = "/bin/busybox/sub"
+        expected = "/bin/busybox"
     else:
         box.add_mount("/data", str(tmp_path / "no-such-source"), "bind", ["rbind"])
         box.args("true")

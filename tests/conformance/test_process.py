@@ -109,7 +109,7 @@ def test_no_new_privileges(box, no_new_privileges):
 
 def test_cwd_env_and_args(box):
     box.config["process"]["cwd"] = "/etc"
-    box.config["process"]["env"] = ["PATH=/bin", "GREETING=hello world", "EMPTY="]
+    box.config["process"]["env"] = ["PATH=/bin:/usr/bin", "GREETING=hello world", "EMPTY="]
     proc = box.run("sh", "-c", 'pwd; echo "$GREETING"; echo "[$EMPTY]"; echo "$0" "$1"; env',
                    "argv0", "first arg")
     assert proc.returncode == 0, proc.stderr
@@ -124,13 +124,13 @@ def test_cwd_env_and_args(box):
 def test_env_of_the_runtime_does_not_leak(box):
     import os
 
-    box.config["process"]["env"] = ["PATH=/bin"]
+    box.config["process"]["env"] = ["PATH=/bin:/usr/bin"]
     box.args("env")
     box.save()
     env = dict(os.environ, PYOCI_LEAK_CANARY="leaked")
     proc = box.runtime("run", "--bundle", box.bundle, box.id, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "PATH=/bin" in proc.stdout
+    assert "PATH=/bin:/usr/bin" in proc.stdout
     assert "PYOCI_LEAK_CANARY" not in proc.stdout
 
 

@@ -39,8 +39,9 @@ def run_container(runtime_command, busybox_bundle, state_root, container_id):
     state root is force-cleaned after the test by the ``state_root`` fixture."""
     config_path = busybox_bundle / "config.json"
 
-    def run(args, seccomp=None, timeout=60, **process):
+    def run(args, seccomp=None, timeout=30, **process):
         config = json.loads(config_path.read_text())
+        config["root"]["readonly"] = False     # the tests create directories
         config["process"]["args"] = list(args)
         config["process"].update(process)
         if seccomp is None:

@@ -1,11 +1,27 @@
-"""Fixtures of the spec tests: the official JSON schemas as a jsonschema validator."""
+"""Fixtures of the spec tests: the official JSON schemas as a jsonschema validator.
+
+Hypothesis keeps its caches in a temporary directory removed at exit, not in .hypothesis/
+of the working tree.
+"""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import shutil
+import tempfile
 
 import pytest
+
+try:
+    from hypothesis.configuration import set_hypothesis_home_dir
+except ImportError:  # hypothesis missing: the property tests fail on import and say so
+    pass
+else:
+    _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="pyoci-hypothesis-")
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+    atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 
 from pyoci_nb.spec.defaults import default_config
 
-from test_default_spec import pyoci
+from spec_cli import pyoci
 
 
 def write(path, config):

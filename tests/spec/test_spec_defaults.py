@@ -6,19 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pyoci_nb.spec.defaults import default_config
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def pyoci(*args, cwd=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "pyoci_nb", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+from spec_cli import REPO, pyoci
 
 
 @pytest.mark.parametrize("flags, golden", [([], "runc-spec.json"), (["--rootless"], "runc-spec-rootless.json")])
@@ -106,3 +99,14 @@ def test_runtime_modules_import_without_pydantic():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_shipped_schemas_are_the_official_ones(runtime_spec_dir):
+    """The schemas the stdlib checker uses (pyoci_nb/spec/schema) are byte-identical to the
+    runtime-spec ones in shared/."""
+    from pyoci_nb.spec.jsonschema_lite import SCHEMA_DIR
+
+    shipped = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
+    assert "config-schema.json" in shipped and "defs-linux.json" in shipped
+    for name in shipped:
+        assert (SCHEMA_DIR / name).read_bytes() == (runtime_spec_dir / name).read_bytes(), name

@@ -1,0 +1,125 @@
+"""Container start cost: the median wall time of running ``true`` in a busybox container via
+``pyoci run`` (the CLI), via ``pyoci_nb.run()`` (the Python API, in this process) and via
+``runc run`` (Debian's runc), measured in one process with the runs interleaved
+(pyoci, api, runc, pyoci, api, runc ...) so that the machine's state affects all three alike.
+Prints each median and its ratio to runc next to the targets (CLI <= 2x runc, API <= 0.5x runc).
+Needs root.  Not a test.
+
+    python bench/runtime_start.py [-n RUNS] [--runc PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TARGETS = {"pyoci run (CLI)": 2.0, "pyoci_nb.run() (API)": 0.5}
+
+
+def pyoci_cli() -> list[str]:
+    """The installed ``pyoci`` entry point next to this Python, else ``python -m pyoci_nb``."""
+    beside = Path(sys.executable).parent / "pyoci"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [sys.executable, "-m", "pyoci_nb"]
+
+
+def make_bundle(directory: Path) -> Path:
+    from pyoci_nb import rootfs
+    from pyoci_nb.spec.defaults import default_config
+
+    bundle = directory / "bundle"
+    bundle.mkdir()
+    rootfs.busybox(bundle / "rootfs")
+    config = default_config()
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["true"]
+    (bundle / "config.json").write_text(json.dumps(config, indent=2))
+    return bundle
+
+
+def timed_command(argv: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def timed_api(bundle: Path, root: Path, container_id: str) -> float:
+    import pyoci_nb
+
+    start = time.perf_counter()
+    result = pyoci_nb.run(bundle, id=container_id, root=str(root))
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"pyoci_nb.run() returned {result.returncode}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=21, help="runs per runtime (default 21)")
+    parser.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc", help="runc binary")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("runtime_start: skipped (containers need root)")
+        return 0
+    if not os.access(args.runc, os.X_OK):
+        print(f"runtime_start: skipped ({args.runc} not found)")
+        return 0
+
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    work = Path(tempfile.mkdtemp(prefix="pyoci-bench-"))
+    times: dict[str, list[float]] = {"pyoci run (CLI)": [], "pyoci_nb.run() (API)": [], "runc run": []}
+    roots = {name: work / f"state-{i}" for i, name in enumerate(times)}
+    try:
+        bundle = make_bundle(work)
+        cli = pyoci_cli()
+        for i in range(args.runs + 1):  # run 0 warms caches up and is not counted
+            sample = {
+                "pyoci run (CLI)": timed_command(cli + ["--root", str(roots["pyoci run (CLI)"]), "run",
+                                                        "--bundle", str(bundle), f"bench-cli-{i}"], env),
+                "pyoci_nb.run() (API)": timed_api(bundle, roots["pyoci_nb.run() (API)"], f"bench-api-{i}"),
+                "runc run": timed_command([args.runc, "--root", str(roots["runc run"]), "run",
+                                           "--bundle", str(bundle), f"bench-runc-{i}"], env),
+            }
+            if i:
+                for name, seconds in sample.items():
+                    times[name].append(seconds)
+    finally:
+        for name, root in roots.items():
+            command = [args.runc] if name == "runc run" else pyoci_cli()
+            for entry in root.iterdir() if root.is_dir() else ():
+                subprocess.run(command + ["--root", str(root), "delete", "--force", entry.name],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        shutil.rmtree(work, ignore_errors=True)
+
+    runc_median = statistics.median(times["runc run"])
+    print(f"container start of `true` (busybox), median of {args.runs} interleaved runs each")
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        ratio = median / runc_median
+        line = f"  {name:22s} {median * 1000:8.1f} ms   {ratio:5.2f}x runc"
+        if name in TARGETS:
+            verdict = "met" if ratio <= TARGETS[name] else "NOT met"
+            line += f"   target <= {TARGETS[name]}x runc: {verdict}"
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
