@@ -21,6 +21,14 @@ import tempfile
 from pathlib import Path
 
 
+class Ran(subprocess.CompletedProcess):
+    """What ``Workspace.pyoci`` returns: a ``CompletedProcess`` that the notebook does not echo
+    (``pyoci`` already printed its output)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 class Workspace:
     """A notebook's private directory: ``state/`` (``--root``), ``magic/`` (``%%container``), bundles."""
 
@@ -46,11 +54,21 @@ class Workspace:
         return [sys.executable, "-m", "pyoci_nb", "--root", str(self.state), *map(str, args)]
 
     def pyoci(self, *args, check: bool = True, show: bool = True, timeout: float = 60,
-              **popen) -> subprocess.CompletedProcess:
-        """Run one ``pyoci`` command to completion and print it, its output and its exit status."""
+              container_output: str | os.PathLike | None = None) -> Ran:
+        """Run one ``pyoci`` command to completion and print it, its output and its exit status.
+
+        ``container_output``: a file for the command's stdout and stderr, which a container made
+        by ``create`` or ``run --detach`` inherits (a pipe would stay open as long as it runs).
+        """
         args = [str(a) for a in args]
-        completed = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
-                                   stdin=subprocess.DEVNULL, **popen)
+        if container_output is not None:
+            with open(container_output, "ab") as out:
+                completed = subprocess.run(self.command(*args), stdout=out, stderr=out, timeout=timeout,
+                                           stdin=subprocess.DEVNULL)
+            completed.stdout = completed.stderr = ""
+        else:
+            completed = subprocess.run(self.command(*args), capture_output=True, text=True,
+                                       timeout=timeout, stdin=subprocess.DEVNULL)
         if show:
             print("$ pyoci " + self.short(shlex.join(args)))
             if completed.stdout:
@@ -59,6 +77,7 @@ class Workspace:
                 print(self.short(completed.stderr), end="" if completed.stderr.endswith("\n") else "\n")
             if completed.returncode:
                 print(f"(exit status {completed.returncode})")
+        completed = Ran(completed.args, completed.returncode, completed.stdout, completed.stderr)
         if check and completed.returncode:
             raise RuntimeError(f"pyoci {args[0]} failed with status {completed.returncode}: "
                                f"{self.short(completed.stderr.strip())}")

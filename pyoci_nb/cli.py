@@ -82,7 +82,33 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preserve-fds", type=int, default=0, help="pass N additional file descriptors (3 .. 3+N-1) to the container")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _FlagsNotBuilt:
+    """Stands in for the sub-parser of a command that is not being run: building argparse
+    actions for all of runc's flags costs more than the rest of ``pyoci state``."""
+
+    def add_argument(self, *args, **kwargs) -> None:
+        pass
+
+
+# global flags that take a value (skipped when looking for the command name)
+_GLOBAL_VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless", "--criu")
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not a global flag or its value)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GLOBAL_VALUE_FLAGS:
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``pyoci`` parser; with ``only``, the flags of the other commands are not built."""
     parser = argparse.ArgumentParser(
         prog="pyoci", allow_abbrev=False,
         description="pyoci: an OCI runtime (runtime-spec 1.3) with runc's commands and flags.")
@@ -97,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1], allow_abbrev=False)
+        sub_parser = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1],
+                                    allow_abbrev=False)
+        return sub_parser if only in (None, name) else _FlagsNotBuilt()
 
     p = add("spec")
     p.add_argument("--bundle", "-b", default=".", help="path to the root of the bundle directory")
@@ -205,7 +233,9 @@ def _load_handler(command: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pyoci``; returns the process exit status."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(only=command_in(argv))
     args = parser.parse_args(argv)
     from pyoci_nb.runtime import log
 

@@ -89,13 +89,6 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="pyoci-demo-") as scratch:
         bundle = build(args.bundle or Path(scratch) / "bundle")
-        try:
-            import pyoci_nb.runtime.container  # noqa: F401
-        except ModuleNotFoundError as error:
-            if error.name != "pyoci_nb.runtime.container":
-                raise
-            print("pyoci_nb.runtime.container is not available yet: no container was run", file=sys.stderr)
-            return 3
         run_with_python_api(bundle, f"demo-api-{os.getpid()}")
         run_with_cli(bundle, f"demo-cli-{os.getpid()}")
     print("demo finished: the bundle was built and the container ran twice")

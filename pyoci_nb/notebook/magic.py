@@ -368,9 +368,14 @@ def _absolute_bind_sources(config: dict, bundle_dir: Path) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def runtime_command() -> list[str]:
-    """The runtime's command line: ``$PYOCI_MAGIC_RUNTIME`` (shell words) or ``python -m pyoci_nb``."""
+    """The runtime's command line: ``$PYOCI_MAGIC_RUNTIME`` (shell words) or ``python -S -m pyoci_nb``.
+
+    ``-S`` skips ``site`` (site-packages and its ``.pth`` files, which can cost more than the
+    container itself): the runtime's command line uses the standard library only, and
+    ``runtime_environment()`` puts pyoci_nb itself on ``PYTHONPATH``.
+    """
     configured = os.environ.get(RUNTIME_ENV, "").strip()
-    return shlex.split(configured) if configured else [sys.executable, "-m", "pyoci_nb"]
+    return shlex.split(configured) if configured else [sys.executable, "-S", "-m", "pyoci_nb"]
 
 
 def runtime_environment() -> dict:
@@ -566,6 +571,79 @@ def _descendants(pid: int) -> list[int]:
 # The kernel's session: state root, bundles, named containers, watchdog
 # ----------------------------------------------------------------------------------------------
 
+class _RootfsCopies:
+    """Private copies of a root filesystem, made ahead of time, and old bundles removed later.
+
+    A fresh container gets its own copy of the busybox root filesystem (a few hundred symbolic
+    links and one binary); on a slow disk that copy, and the removal after the cell, cost more
+    than the container.  A background thread (file copies only: the kernel is never forked) keeps
+    one copy ready, which ``take`` moves into the bundle with one ``rename``, and deletes the
+    bundles ``discard`` renamed into the trash directory.  ``close`` stops the thread; the
+    session's directory removal then deletes whatever is left.
+    """
+
+    def __init__(self, source: Path, work: Path):
+        self.source = source
+        self.spare_dir = work / "spare"
+        self.trash_dir = work / "trash"
+        self.spare_dir.mkdir(exist_ok=True)
+        self.trash_dir.mkdir(exist_ok=True)
+        self._ready: list[Path] = []
+        self._counter = itertools.count()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="pyoci-magic-rootfs", daemon=True)
+        self._thread.start()
+
+    def take(self, dest: Path) -> None:
+        """Put a private copy of the root filesystem at ``dest`` (a prepared one if there is one)."""
+        from pyoci_nb.rootfs.tree import copy_tree
+
+        with self._wake:
+            ready = self._ready.pop() if self._ready else None
+            self._wake.notify()
+        if ready is not None:
+            os.rename(ready, dest)
+        else:
+            copy_tree(self.source, dest)
+
+    def discard(self, path: Path) -> None:
+        """Remove ``path`` soon (renamed away now, deleted by the thread)."""
+        target = self.trash_dir / f"{next(self._counter)}-{path.name}"
+        os.rename(path, target)
+        with self._wake:
+            self._wake.notify()
+
+    def _work(self) -> None:
+        from pyoci_nb.rootfs.tree import copy_tree, remove_tree
+
+        while True:
+            with self._wake:
+                while not self._stopping and self._ready and not any(self.trash_dir.iterdir()):
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                need_copy = not self._ready
+            for entry in list(self.trash_dir.iterdir()):
+                with contextlib.suppress(OSError):
+                    remove_tree(entry)
+            if need_copy:
+                target = self.spare_dir / f"copy-{next(self._counter)}"
+                try:
+                    copy_tree(self.source, target)
+                except (OSError, PyociError):
+                    with contextlib.suppress(OSError):
+                        remove_tree(target)
+                    return  # take() copies synchronously from now on
+                with self._wake:
+                    self._ready.append(target)
+
+    def close(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=60)
+
 @dataclass
 class NamedContainer:
     """A container kept across cells (``--name``)."""
@@ -592,6 +670,7 @@ class MagicSession:
         self.named: dict[str, NamedContainer] = {}
         self._counter = itertools.count(1)
         self._rootfs_cache: dict[tuple, Path] = {}
+        self._busybox_copies: _RootfsCopies | None = None
         self._watchdog: subprocess.Popen | None = None
         self._host_checked = False
 
@@ -658,7 +737,6 @@ class MagicSession:
 
     def make_bundle(self, container_id: str, options: CellOptions, args: list[str]) -> Path:
         """Write ``bundles/<id>/config.json`` and, for busybox/host, a private rootfs copy."""
-        from pyoci_nb.rootfs.tree import copy_tree
         from pyoci_nb.spec.defaults import default_config
 
         bundle = self.ensure_dir() / "bundles" / container_id
@@ -676,7 +754,9 @@ class MagicSession:
             base = default_config(rootless=options.rootless)
             kind = options.rootfs or "busybox"
             if kind == "busybox":  # small (one static binary + links): a private, writable copy
-                copy_tree(self._cached_rootfs(kind), bundle / "rootfs")
+                if self._busybox_copies is None:
+                    self._busybox_copies = _RootfsCopies(self._cached_rootfs(kind), self.dir)
+                self._busybox_copies.take(bundle / "rootfs")
                 root_path = "rootfs"
             elif kind == "host":  # tens of MB (Python's stdlib): shared read-only, tmpfs where programs write
                 programs = tuple(dict.fromkeys((options.shell, *HOST_ROOTFS_PROGRAMS)))
@@ -698,7 +778,11 @@ class MagicSession:
         from pyoci_nb.rootfs.tree import remove_tree
 
         path = self.ensure_dir() / "bundles" / container_id
-        if path.exists():
+        if not path.exists():
+            return
+        if self._busybox_copies is not None:
+            self._busybox_copies.discard(path)
+        else:
             remove_tree(path)
 
     def new_id(self, name: str | None = None) -> str:
@@ -879,6 +963,9 @@ class MagicSession:
             return
         with _sigint_deferred():
             self.named.clear()
+            if self._busybox_copies is not None:
+                self._busybox_copies.close()
+                self._busybox_copies = None
             kernel_helper.force_delete_all(self.runtime_cmd, str(self.dir / "state"), env=self.env)
             from pyoci_nb.rootfs.tree import remove_tree
 

@@ -19,7 +19,6 @@ its processes, and start / kill / delete / refresh buttons.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import shlex
@@ -30,6 +29,8 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 import traitlets
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from pyoci_nb.errors import ConfigError, PyociError
 from pyoci_nb.notebook import glossary
@@ -395,11 +396,24 @@ def _label(path: str, text: str | None = None) -> widgets.HTML:
     title = f' title="{html.escape(explanation)}"' if explanation else ""
     name = html.escape(text or path.rsplit(".", 1)[-1])
     return widgets.HTML(f'<span{title} style="font-family:monospace">{name}</span>',
-                        layout=widgets.Layout(width="150px"))
+                        layout=widgets.Layout(width="150px", min_width="150px"))
 
 
 def _text(placeholder: str = "", width: str = "360px") -> widgets.Text:
     return widgets.Text(placeholder=placeholder, continuous_update=False, layout=widgets.Layout(width=width))
+
+
+class _SpecTrait(traitlets.Any):
+    """A trait that notifies on every assignment of a different object, even an equal one:
+    assigning a spec equal to the current one must still refill the form (and clear the
+    messages of rejected edits)."""
+
+    def set(self, obj, value):
+        new_value = self._validate(obj, value)
+        old_value = obj._trait_values.get(self.name, self.default_value)
+        obj._trait_values[self.name] = new_value
+        if new_value is not old_value:
+            obj._notify_trait(self.name, old_value, new_value)
 
 
 class SpecEditor(widgets.VBox):
@@ -416,7 +430,7 @@ class SpecEditor(widgets.VBox):
     ``default_spec()``; ``editor.problems`` lists the current problems (empty when valid).
     """
 
-    spec = traitlets.Any(help="the edited Spec (always valid)")
+    spec = _SpecTrait(help="the edited Spec (always valid)")
 
     def __init__(self, spec: Any = None, **kwargs):
         from pyoci_nb.spec import default_spec
@@ -431,9 +445,9 @@ class SpecEditor(widgets.VBox):
         self.diff_view = widgets.HTML()
         tabs = [
             ("process", self._process_tab()),
-            ("root & host", self._root_tab()),
-            ("capabilities", self._capabilities_tab()),
-            ("namespaces", self._namespaces_tab()),
+            ("root/host", self._root_tab()),
+            ("caps", self._capabilities_tab()),
+            ("namespace", self._namespaces_tab()),
             ("mounts", self._mounts_tab()),
             ("rlimits", self._rlimits_tab()),
             ("paths", self._paths_tab()),
@@ -610,11 +624,17 @@ class SpecEditor(widgets.VBox):
         for cap_set in CAPABILITY_SETS:
             explanation = glossary.explain(f"process.capabilities.{cap_set}")
             cells.append(widgets.HTML(f'<b title="{html.escape(explanation)}">{cap_set}</b>'))
-        box_layout = widgets.Layout(width="auto", height="22px")  # one Layout shared by all boxes
+        # 205 checkboxes: one Layout and one style shared by all keeps the form quick to build
+        box_layout = widgets.Layout(width="auto", height="22px")
+        box_style = CheckboxStyle()
+        name_layout = widgets.Layout(height="22px")
+        name_style = HTMLStyle()
         for cap in ALL_CAPABILITIES:
-            cells.append(widgets.HTML(f'<span style="font-family:monospace;font-size:12px">{cap}</span>'))
+            cells.append(widgets.HTML(f'<span style="font-family:monospace;font-size:12px">{cap}</span>',
+                                      layout=name_layout, style=name_style))
             for cap_set in CAPABILITY_SETS:
-                box = widgets.Checkbox(indent=False, layout=box_layout, tooltip=f"{cap} in the {cap_set} set")
+                box = widgets.Checkbox(indent=False, layout=box_layout, style=box_style,
+                                       tooltip=f"{cap} in the {cap_set} set")
                 boxes[(cap, cap_set)] = box
                 cells.append(box)
         grid = widgets.GridBox(cells, layout=widgets.Layout(
@@ -779,7 +799,7 @@ class BundleBrowser(widgets.VBox):
         self.listing = widgets.Select(options=[], rows=16, layout=widgets.Layout(width="520px"))
         self.info = widgets.HTML()
         self.up_button = widgets.Button(description="up", icon="arrow-up", layout=widgets.Layout(width="70px"))
-        self.up_button.on_click(lambda _b: self.open(self.current.parent))
+        self.up_button.on_click(lambda _b: self.open_directory(self.current.parent))
         self.listing.observe(self._selected, names="value")
         self.config_view = widgets.HTML()
         self.validation_view = widgets.HTML()
@@ -818,9 +838,9 @@ class BundleBrowser(widgets.VBox):
             self.location.value = ""
             self.info.value = _error_html(f"no root filesystem: {exc}")
             return
-        self.open(self.current)
+        self.open_directory(self.current)
 
-    def open(self, relative: Path | str) -> None:
+    def open_directory(self, relative: Path | str) -> None:
         """List directory ``relative`` (to the rootfs); ``..`` never goes above the rootfs."""
         parts = [p for p in Path(relative).parts if p not in ("", ".", "/")]
         clean: list[str] = []
@@ -866,7 +886,7 @@ class BundleBrowser(widgets.VBox):
             self.info.value = _error_html(str(exc))
             return
         if stat.S_ISDIR(st.st_mode):
-            self.open(self.current / name)
+            self.open_directory(self.current / name)
             return
         self.info.value = _file_info_html(path, st, "/" + str(self.current / name).lstrip("./"))
 

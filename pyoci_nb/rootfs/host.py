@@ -102,6 +102,13 @@ class HostCopier:
         self.system_dirs = library_search_dirs()
         self._copied: set[str] = set()
         self._elf_done: set[str] = set()
+        self._elf_cache: dict[str, ElfInfo | None] = {}
+
+    def _elf(self, path: str) -> ElfInfo | None:
+        """``read_elf(path)`` for an ELF file, ``None`` for anything else; read once per path."""
+        if path not in self._elf_cache:
+            self._elf_cache[path] = read_elf(path) if os.path.isfile(path) and is_elf(path) else None
+        return self._elf_cache[path]
 
     def mirror_top_level_links(self) -> None:
         """Make ``dest/bin``, ``dest/lib64`` ... symbolic links where the host has them (merged /usr)."""
@@ -145,7 +152,7 @@ class HostCopier:
     def copy_program(self, host_path: str) -> str:
         """Copy an executable and, if it is a dynamically linked ELF file, everything it loads."""
         real = self.copy_path(host_path)
-        if is_elf(real):
+        if self._elf(real) is not None:
             self.copy_elf_dependencies(real)
         return real
 
@@ -157,7 +164,9 @@ class HostCopier:
             if path in self._elf_done:
                 continue
             self._elf_done.add(path)
-            info = read_elf(path)
+            info = self._elf(path)
+            if info is None:
+                continue
             if info.interpreter:
                 pending.append(self.copy_path(info.interpreter))
             for name in info.needed:
@@ -175,7 +184,8 @@ class HostCopier:
             return name if os.path.isfile(name) else None
         for directory in requester.search_dirs() + self.system_dirs:
             candidate = os.path.join(directory, name)
-            if os.path.isfile(candidate) and is_elf(candidate) and read_elf(candidate).compatible_with(requester):
+            info = self._elf(candidate)
+            if info is not None and info.compatible_with(requester):
                 return candidate
         return None
 
@@ -193,9 +203,8 @@ class HostCopier:
                 if any(fnmatch.fnmatch(name, p) for p in patterns):
                     continue
                 real = self.copy_path(os.path.join(dirpath, name))
-                if name.endswith(".so") or ".so." in name:
-                    if os.path.isfile(real) and is_elf(real):
-                        self.copy_elf_dependencies(real)
+                if (name.endswith(".so") or ".so." in name) and self._elf(real) is not None:
+                    self.copy_elf_dependencies(real)
             for d in dirnames:
                 inside = self.dest / os.path.join(dirpath, d).lstrip("/")
                 if not os.path.lexists(inside):

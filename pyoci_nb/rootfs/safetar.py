@@ -160,10 +160,11 @@ def _check_symlink(member, parts, links_prefix, tarball, error) -> None:
         raise _refuse(error, tarball, member.name, "symbolic link with an empty target")
     if target.startswith("/"):
         if links_prefix is None or parts[:len(links_prefix)] != links_prefix or len(parts) <= len(links_prefix):
-            where = "here" if links_prefix is None else f"outside {'/'.join(links_prefix) or 'the root filesystem'}"
+            allowed = ("this archive names no root filesystem" if links_prefix is None
+                       else f"they are only allowed under {'/'.join(links_prefix)}/, the root filesystem")
             raise _refuse(error, tarball, member.name,
-                          f"symbolic link to the absolute path {target!r} would leave the destination "
-                          f"(absolute link targets are only allowed inside a root filesystem, not {where})")
+                          f"symbolic link to the absolute path {target!r} would point outside the "
+                          f"destination for any program on the host ({allowed})")
         return
     resolved = posixpath.normpath(posixpath.join(*parts[:-1], target) if len(parts) > 1 else target)
     if resolved == ".." or resolved.startswith("../"):

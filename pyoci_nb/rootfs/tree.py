@@ -31,13 +31,14 @@ def is_root() -> bool:
 
 @contextlib.contextmanager
 def fresh_directory(dest: str | os.PathLike, error: type[PyociError] = RootfsError) -> Iterator[Path]:
-    """Yield ``dest`` as an absolute ``Path`` to build into; it must be missing or an empty directory.
+    """Yield ``dest`` as an absolute ``Path`` to build into; it must be missing (it is created, with
+    missing parents) or an empty directory.
 
-    If the body raises, everything written into ``dest`` is removed (and ``dest`` itself when this
-    function created it), then the exception propagates.
+    If the body raises, everything written into ``dest`` is removed (and ``dest`` and the parents
+    this function created), then the exception propagates.
     """
     dest = Path(dest).absolute()
-    created = False
+    created: Path | None = None     # the topmost directory this function made (parents included)
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise error("destination is not a directory", where=str(dest),
                     why="a root filesystem or bundle is built into a new or empty directory",
@@ -48,16 +49,18 @@ def fresh_directory(dest: str | os.PathLike, error: type[PyociError] = RootfsErr
                         why="building into a non-empty directory would mix old and new files",
                         hint="remove it first or choose a new path")
     else:
-        if not dest.parent.is_dir():
-            raise error("parent directory does not exist", where=str(dest.parent),
-                        hint="create it first")
-        dest.mkdir()
-        created = True
+        created = dest
+        while not created.parent.exists():
+            created = created.parent
+        try:
+            dest.mkdir(parents=True)
+        except OSError as e:
+            raise error("cannot create the destination", where=str(dest), why=e.strerror or str(e)) from e
     try:
         yield dest
     except BaseException:
-        if created:
-            remove_tree(dest)
+        if created is not None:
+            remove_tree(created)
         else:
             for child in list(dest.iterdir()):
                 remove_tree(child)

@@ -160,12 +160,42 @@ def exec_command(args) -> int:
 
         raise UnsupportedError("exec into a sub-cgroup is not supported", where="--cgroup",
                                hint="drop the flag: the process joins the container's cgroup")
-    result = container.exec(command, process_config=process_config, env=args.env, cwd=args.cwd,
-                            user=args.user, tty=args.tty, console_socket=args.console_socket,
-                            detach=args.detach, pid_file=args.pid_file,
-                            preserve_fds=args.preserve_fds, additional_gids=args.additional_gids,
-                            add_capabilities=args.cap, no_new_privileges=args.no_new_privs)
-    return 0 if args.detach else result
+    tty = args.tty or bool(process_config and process_config.get("terminal"))
+    relay_here = tty and not args.console_socket and not args.detach
+    options = dict(process_config=process_config, env=args.env, cwd=args.cwd, user=args.user,
+                   tty=args.tty, console_socket=args.console_socket, pid_file=args.pid_file,
+                   preserve_fds=args.preserve_fds, additional_gids=args.additional_gids,
+                   add_capabilities=args.cap, no_new_privileges=args.no_new_privs)
+    if not relay_here:
+        result = container.exec(command, detach=args.detach, **options)
+        return 0 if args.detach else result
+    # like runc: no console socket and not detached -> relay the terminal ourselves
+    import socket
+
+    from pyoci_nb.runtime import syscalls
+    from pyoci_nb.runtime.console import receive_fd, relay
+    from pyoci_nb.runtime.container import _exit_code
+
+    syscalls.set_child_subreaper()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = container.exec(command, detach=True, console_fd=theirs.fileno(), **options)
+    theirs.close()
+    master = receive_fd(ours)
+    ours.close()
+    exited: list[int] = []
+
+    def finished() -> bool:
+        if not exited:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                exited.append(status)
+        return bool(exited)
+
+    relay(master, finished)
+    os.close(master)
+    if not exited:
+        exited.append(os.waitpid(pid, 0)[1])
+    return _exit_code(exited[0])
 
 
 def list_command(args) -> int:

@@ -27,8 +27,14 @@ no_new_privs handling is switched off: the runtime sets no_new_privs itself when
 ``process.noNewPrivileges`` asks for it, and without it loading needs CAP_SYS_ADMIN, so the init
 must then load the filter *before* it drops capabilities (runc does the same).
 
-Standard library only (CLI path).  Public API: ``available()``, ``compile_filter()``, ``load()``,
-``default_profile()``, ``features()``, ``library_version()``, ``send_listener()``.
+Stricter than runc where the spec asks for it: an ``errnoRet`` on an action without errno is an
+error (runc ignores it) and an ERRNO errno must be 0..4095 (the kernel caps it there; runc
+truncates to 16 bits).  Not done: runc's "patchbpf" rewrite that answers ENOSYS for system calls
+newer than libseccomp knows (the default profile answers clone3 with ENOSYS explicitly instead).
+
+Standard library only (CLI path).  Public API: ``available()``, ``compile_filter()`` ->
+``SeccompFilter``, ``load()``, ``send_listener()``, ``default_profile()``, ``features()``,
+``flag_supported()``, ``library_version()``, ``native_architecture()``.
 """
 
 from __future__ import annotations
@@ -197,10 +203,6 @@ def library_version() -> str | None:
     return f"{version.major}.{version.minor}.{version.micro}"
 
 
-def _api_level() -> int:
-    return int(_lib().seccomp_api_get())
-
-
 def _strerror(rc: int) -> str:
     code = -rc if rc < 0 else rc
     return f"{errno_codes.errorcode.get(code, code)} ({os.strerror(code)})"
@@ -263,10 +265,11 @@ def _action_value(action: str, errno_value, action_where: str, errno_where: str)
 class _Rule:
     """One (system call name, action, conditions) rule as runc expands ``syscalls[i].names[j]``."""
 
-    __slots__ = ("where", "name", "action", "action_value", "conditions")
+    __slots__ = ("where", "action_where", "name", "action", "action_value", "conditions")
 
-    def __init__(self, where, name, action, action_value, conditions):
-        self.where = where
+    def __init__(self, where, action_where, name, action, action_value, conditions):
+        self.where = where                  # linux.seccomp.syscalls[i].names[j]
+        self.action_where = action_where    # linux.seccomp.syscalls[i].action
         self.name = name
         self.action = action
         self.action_value = action_value
@@ -368,7 +371,7 @@ class _Profile:
                                       where=name_where,
                                       why="the runtime's init writes to its parent after loading the filter, so "
                                           "it would wait forever for an agent it has not reached yet (runc refuses it too)")
-            self.rules.append(_Rule(name_where, name, action, action_value, conditions))
+            self.rules.append(_Rule(name_where, f"{where}.action", name, action, action_value, conditions))
 
 
 # --------------------------------------------------------------------------- the filter
@@ -420,7 +423,7 @@ class SeccompFilter:
 
     def _check_actions(self, api: int) -> None:
         wheres = [(f"{_BASE}.defaultAction", self._profile.default_action)]
-        wheres += [(rule.where.rsplit(".names", 1)[0] + ".action", rule.action) for rule in self._profile.rules]
+        wheres += [(rule.action_where, rule.action) for rule in self._profile.rules]
         for where, action in wheres:
             needed = _ACTION_MIN_API.get(action, 1)
             if api < needed:

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from pyoci_nb import Bundle
-from pyoci_nb.errors import BundleError, ConfigError
+from pyoci_nb.errors import BundleError, ConfigError, RootfsError
 from pyoci_nb.spec.defaults import default_config
 
 
@@ -61,6 +61,21 @@ def test_create_from_host_programs_runs_in_a_chroot(tmp_path):
     assert bundle.validate(for_start=True) == []
 
 
+def test_create_with_the_default_host_rootfs(tmp_path):
+    bundle = Bundle.create(tmp_path / "b", rootfs="host")
+    for program in ("bin/sh", "bin/bash", "bin/ls", "usr/bin/python3"):
+        assert os.path.lexists(bundle.rootfs_path / program), program
+    assert bundle.validate(for_start=True) == []
+
+
+def test_create_makes_missing_parents_and_removes_them_on_failure(tmp_path):
+    with pytest.raises(RootfsError):
+        Bundle.create(tmp_path / "new/parents/b", rootfs=["sh", "not-a-program-anywhere"])
+    assert not (tmp_path / "new").exists()
+    bundle = Bundle.create(tmp_path / "new/parents/b", rootfs=None)
+    assert bundle.path.is_dir()
+
+
 def test_create_refuses_a_non_empty_directory_and_leaves_it_alone(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "b/precious").write_text("keep")
@@ -78,7 +93,7 @@ def test_unknown_rootfs_is_an_error_and_nothing_is_created(tmp_path):
 
 
 def test_failed_rootfs_build_leaves_nothing(tmp_path):
-    with pytest.raises(Exception) as info:
+    with pytest.raises(RootfsError) as info:
         Bundle.create(tmp_path / "b", rootfs=["sh", "definitely-not-a-program"])
     assert "definitely-not-a-program" in str(info.value)
     assert not (tmp_path / "b").exists()

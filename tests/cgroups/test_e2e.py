@@ -12,7 +12,7 @@ import pytest
 
 from pyoci_nb.runtime.cgroups import detect_layout, manager_from_state
 
-from ..conftest import pyoci_command
+from conftest import pyoci_command  # tests/conftest.py (tests/ is on sys.path)
 
 LAYOUT = detect_layout()
 pytestmark = [pytest.mark.root,
@@ -21,8 +21,16 @@ pytestmark = [pytest.mark.root,
 
 
 def pyoci(root, *args, check=True, input=None, timeout=60) -> subprocess.CompletedProcess:
-    result = subprocess.run(pyoci_command() + ["--root", str(root), *args], input=input,
-                            capture_output=True, text=True, timeout=timeout)
+    """Run the CLI; output goes through files, not pipes: a detached container keeps the
+    stdio it inherited open, and a pipe would never reach EOF."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        result = subprocess.run(pyoci_command() + ["--root", str(root), *args], input=input,
+                                stdout=out, stderr=err, text=True, timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        result.stdout, result.stderr = out.read(), err.read()
     if check and result.returncode != 0:
         raise AssertionError(f"pyoci {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result

@@ -436,11 +436,25 @@ def test_network_none_and_host(kernel, clean_after):
 
 
 def test_resource_limits_reach_the_cgroup(kernel, clean_after):
-    run = kernel.execute("%%container --pids 42 --memory 64m\n"
-                         "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes "
-                         "2>/dev/null || cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max\n")
+    run = kernel.execute("%%container --pids 42 --memory 64m --cpus 0.5\n"
+                         "if [ -f /sys/fs/cgroup/cgroup.controllers ]; then\n"
+                         "  cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max\n"
+                         "else\n"
+                         "  cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes\n"
+                         "  cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us\n"
+                         "fi\n")
     assert run.ok, (run.error, run.stderr)
-    assert run.stdout.split() == ["42", str(64 << 20)]
+    assert run.stdout.split() == ["42", str(64 << 20), "50000", "100000"]
+
+
+def test_rootless_container_has_its_own_user_namespace(kernel, clean_after):
+    host_user = kernel_namespaces(kernel)["user"]
+    run = kernel.execute("%%container --rootless\nreadlink /proc/self/ns/user\ncat /proc/self/uid_map\nid -u\n")
+    assert run.ok, (run.error, run.stderr)
+    user_ns, mapping, uid = run.stdout.splitlines()
+    assert user_ns != host_user
+    assert mapping.split() == ["0", str(os.geteuid()), "1"], "runc spec --rootless maps uid 0 to the caller"
+    assert uid == "0"
 
 
 def test_usage_errors_name_the_option(kernel, clean_after):
@@ -483,6 +497,9 @@ def test_bundle_option_uses_the_bundles_config_and_rootfs(kernel, clean_after, t
     assert run.ok, (run.error, run.stderr)
     assert run.stdout == "from my bundle\nfrombundle\n"
     assert (bundle / "rootfs" / "marker").exists(), "the user's bundle is left as it was"
+    in_place = kernel.execute(f"%%container --rootfs {bundle / 'rootfs'}\ncat /marker\necho new > /tmp/written\n")
+    assert in_place.ok and in_place.stdout == "from my bundle\n"
+    assert (bundle / "rootfs" / "tmp" / "written").read_text() == "new\n", "--rootfs DIR is used in place"
 
 
 def _start_named(kernel: Kernel) -> tuple[Path, str]:

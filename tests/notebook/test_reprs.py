@@ -7,7 +7,6 @@ a real process made with unshare(1).
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re

@@ -238,14 +238,14 @@ def test_bundle_browser_lists_the_rootfs_lazily_and_never_leaves_it(busybox_bund
     assert "busybox" in [name for _, name in browser.listing.options]
     browser.listing.value = "busybox"  # a file: its facts
     assert "/bin/busybox" in browser.info.value and "bytes" in browser.info.value
-    browser.open("../../..")  # clamped at the rootfs
+    browser.open_directory("../../..")  # clamped at the rootfs
     assert browser.current.as_posix() == "." and browser.up_button.disabled
     browser.listing.value = "escape"  # a symlink is shown, never followed
     assert browser.current.as_posix() == "." and "symlink" in browser.info.value
-    browser.open("escape")
+    browser.open_directory("escape")
     assert "not a directory" in browser.info.value and browser.current.as_posix() == "."
     browser.max_entries = 5
-    browser.open("bin")
+    browser.open_directory("bin")
     assert len(browser.listing.options) == 5 and "first 5 of" in browser.location.value
 
 

@@ -1,14 +1,14 @@
 """A rootless container from a real Jupyter kernel run by the unprivileged user.
 
 The kernel is Debian's python3-ipykernel under /usr/bin/python3 (scripts/setup.sh installs it),
-started as the user through a kernelspec whose argv is ``runuser -u USER -- env -i ... python3 -m
-ipykernel_launcher``; this test drives it with jupyter_client like a notebook front end does.
+started as the user through a kernelspec whose argv ends in ``runuser -u USER -- env -i ... python3
+-m ipykernel_launcher``; this test drives it with jupyter_client like a notebook front end does.
 A kernel is multi-threaded, so ``run`` goes through pyoci's fork server."""
 
 from __future__ import annotations
 
 import json
-import os
+import shlex
 import subprocess
 
 import pytest
@@ -29,15 +29,16 @@ def user_kernel(session, tmp_path_factory):
     spec_dir = spec_root / "pyoci-rootless"
     spec_dir.mkdir()
     env = session.env()
-    argv = ["runuser", "-u", session.user.name, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
-            KERNEL_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "rootless",
-                                                      "language": "python"}))
+    user_copy = session.home / "kernel-connection.json"
+    # the front end (root) writes the connection file 0600; hand the user a copy it owns
+    as_user = ["runuser", "-u", session.user.name, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
+               KERNEL_PYTHON, "-m", "ipykernel_launcher", "-f", str(user_copy)]
+    script = (f"install -o {session.user.uid} -g {session.user.gid} -m 600 \"$0\" {shlex.quote(str(user_copy))}"
+              f" && exec {shlex.join(as_user)}")
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": ["/bin/sh", "-c", script, "{connection_file}"],
+                                                      "display_name": "rootless", "language": "python"}))
     manager = jupyter_client.KernelManager(kernel_name="pyoci-rootless",
                                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_root)]))
-    manager.connection_file = str(session.home / "kernel-connection.json")
-    manager.write_connection_file()
-    os.chown(manager.connection_file, session.user.uid, session.user.gid)
     manager.start_kernel(cwd=str(session.home))
     client = manager.client()
     client.start_channels()

@@ -19,10 +19,22 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def pyoci(*args, root, check=False, timeout=60, **kw) -> subprocess.CompletedProcess:
-    """Run this checkout's ``pyoci`` CLI (``python -m pyoci_nb``) with ``--root``."""
-    return subprocess.run([sys.executable, "-m", "pyoci_nb", "--root", str(root), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, check=check,
-                          cwd=REPO, **kw)
+    """Run this checkout's ``pyoci`` CLI (``python -m pyoci_nb``) with ``--root``.
+
+    stdout/stderr go to temporary files, not pipes: after ``create`` the container's init
+    keeps the runtime's stdio, so a pipe would not see EOF until the container exits."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run([sys.executable, "-m", "pyoci_nb", "--root", str(root), *map(str, args)],
+                              stdout=out, stderr=err, timeout=timeout, cwd=REPO, **kw)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(),
+                                             err.read().decode())
+    if check:
+        result.check_returncode()
+    return result
 
 
 def edit_config(bundle: Path, **changes) -> dict:

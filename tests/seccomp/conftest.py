@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -52,7 +54,14 @@ def run_container(runtime_command, busybox_bundle, state_root, container_id):
         argv = runtime_command + ["--root", str(state_root), "run", "--bundle", str(busybox_bundle), container_id]
         # output through files: a pipe held open by a stray container process would never end
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+            try:
+                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_processes_mentioning(str(state_root))
+                out.seek(0)
+                err.seek(0)
+                pytest.fail(f"{' '.join(argv)} did not finish within {timeout}s\nstdout: {out.read()!r}\n"
+                            f"stderr: {err.read()!r}")
             out.seek(0)
             err.seek(0)
             proc.stdout = out.read().decode(errors="replace")
@@ -60,3 +69,17 @@ def run_container(runtime_command, busybox_bundle, state_root, container_id):
         return proc
 
     return run
+
+
+def _kill_processes_mentioning(text: str) -> None:
+    """SIGKILL the processes whose command line contains ``text`` (this test's private state
+    root): a hung runtime's container init is a fork of it, so ``delete --force`` may not know
+    about it yet."""
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    os.kill(pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+

@@ -63,8 +63,11 @@ def test_unshare_works_in_a_container_without_seccomp(run_container):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_default_profile_blocks_unshare(run_container):
-    proc = run_container(["unshare", "-U", "true"], seccomp.default_profile())
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_default_profile_blocks_unshare(run_container, no_new_privileges):
+    """Also without noNewPrivileges, where the runtime loads the filter before it drops
+    capabilities and changes user, so its own remaining system calls go through the filter."""
+    proc = run_container(["unshare", "-U", "true"], seccomp.default_profile(), noNewPrivileges=no_new_privileges)
     assert proc.returncode != 0
     assert "unshare" in proc.stderr and os.strerror(errno.EPERM) in proc.stderr
 
@@ -135,3 +138,69 @@ def test_notify_rule_hands_the_calls_to_the_agent_at_listenerpath(run_container,
     assert state["state"]["id"] == container_id
     assert state["state"]["status"] == "creating"
     assert state["pid"] == state["state"]["pid"]
+
+
+def test_exec_processes_get_the_filter_and_the_agent_their_listener(
+        runtime_command, busybox_bundle, state_root, container_id, tmp_path):
+    """runc's exec loads linux.seccomp into the new process as well; with SCMP_ACT_NOTIFY rules
+    the agent at listenerPath gets a listener for that process too (state "running", pid of
+    the exec'd process).  Here mkdir is refused by an ERRNO rule, and the NOTIFY rule is for a
+    call (acct) nobody makes."""
+    import subprocess
+    import tempfile
+
+    def runtime(*args, timeout=30):
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(runtime_command + ["--root", str(state_root), *args], stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=err, timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read().decode(), err.read().decode()
+        return proc
+
+    path = str(tmp_path / "agent.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    states = []
+
+    def agent():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return                      # the test closed the server
+            with conn:
+                data, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+            states.append(json.loads(data))
+            for fd in fds:
+                os.close(fd)
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    config_path = busybox_bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    config["process"]["args"] = ["sleep", "60"]
+    config["root"]["readonly"] = False
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
+        "syscalls": [{"names": MKDIR, "action": "SCMP_ACT_ERRNO", "errnoRet": CHOSEN_ERRNO},
+                     {"names": ["acct"], "action": "SCMP_ACT_NOTIFY"}]}
+    config_path.write_text(json.dumps(config))
+    try:
+        created = runtime("create", "--bundle", str(busybox_bundle), container_id)
+        assert created.returncode == 0, created.stderr
+        started = runtime("start", container_id)
+        assert started.returncode == 0, started.stderr
+        executed = runtime("exec", container_id, "mkdir", "/tmp/made")
+        assert executed.returncode == 1, (executed.stdout, executed.stderr)
+        assert os.strerror(CHOSEN_ERRNO) in executed.stderr
+        init_pid = json.loads(runtime("state", container_id).stdout)["pid"]
+    finally:
+        runtime("delete", "--force", container_id)
+        server.shutdown(socket.SHUT_RDWR)
+        server.close()
+        thread.join(timeout=10)
+    assert [s["state"]["status"] for s in states] == ["creating", "running"]
+    assert states[0]["pid"] == init_pid
+    assert states[1]["state"]["pid"] == init_pid and states[1]["pid"] != init_pid

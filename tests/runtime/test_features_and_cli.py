@@ -1,0 +1,50 @@
+"""`pyoci features` (honest and schema-valid), `--version`, and the CLI fast path's imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, pyoci
+
+
+def test_features_is_valid_and_matches_the_implementation(runtime_spec_dir, tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    proc = pyoci("features", root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    features = json.loads(proc.stdout)
+    schema_path = runtime_spec_dir / "features-schema.json"
+    schema = json.loads(schema_path.read_text())
+    resolver = jsonschema.RefResolver(base_uri=schema_path.as_uri(), referrer=schema)
+    jsonschema.validate(features, schema, resolver=resolver)
+    # every mount option advertised is one the mount code understands
+    from pyoci_nb.runtime.mounts import MountOptions
+
+    for option in features["mountOptions"]:
+        parsed = MountOptions([option])
+        assert not parsed.data, f"{option} would be passed through as fs data, not handled"
+    # the shape of runc's features, and no feature pyoci does not have
+    runc = json.loads((runtime_spec_dir / "runc-features.json").read_text())
+    assert set(features["hooks"]) == set(runc["hooks"])
+    assert features["linux"]["cgroup"]["systemd"] is False
+    assert features["linux"]["apparmor"] == {"enabled": False}
+    assert "time" in features["linux"]["namespaces"]
+
+
+def test_version_is_runc_style(tmp_path):
+    lines = pyoci("--version", root=tmp_path).stdout.splitlines()
+    assert lines[0].startswith("pyoci version ") and lines[1] == "spec: 1.3.0"
+
+
+def test_lifecycle_commands_import_only_the_standard_library(tmp_path):
+    code = ("import sys\n"
+            "from pyoci_nb.cli import main\n"
+            f"for argv in (['state', 'x'], ['delete', '--force', 'x'], ['list']):\n"
+            f"    main(['--root', {str(tmp_path)!r}] + argv)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pydantic', 'ipywidgets', 'pyroute2', 'IPython', 'jsonschema')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
