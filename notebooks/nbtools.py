@@ -35,6 +35,9 @@ class Workspace:
     def __init__(self, name: str):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"pyoci-{name}-"))
+        # mkdtemp makes it 0700; container users mapped to other host uids (user namespaces)
+        # must be able to reach the bundles inside
+        self.dir.chmod(0o711)
         self.state = self.dir / "state"
         self.state.mkdir()
         #: the state root as a string, for ``root=`` of the Python API

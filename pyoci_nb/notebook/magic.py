@@ -41,6 +41,7 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -567,6 +568,17 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _in_other_pid_namespace(pids: list[int]) -> list[int]:
+    """Those of ``pids`` whose pid namespace is not this process's (a container's processes)."""
+    own = os.readlink("/proc/self/ns/pid")
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/ns/pid") != own:
+                found.append(pid)
+    return found
+
+
 # ----------------------------------------------------------------------------------------------
 # The kernel's session: state root, bundles, named containers, watchdog
 # ----------------------------------------------------------------------------------------------
@@ -644,6 +656,7 @@ class _RootfsCopies:
             self._wake.notify()
         self._thread.join(timeout=60)
 
+
 @dataclass
 class NamedContainer:
     """A container kept across cells (``--name``)."""
@@ -672,12 +685,16 @@ class MagicSession:
         self._rootfs_cache: dict[tuple, Path] = {}
         self._busybox_copies: _RootfsCopies | None = None
         self._watchdog: subprocess.Popen | None = None
-        self._host_checked = False
 
     # -- directories ---------------------------------------------------------------------------
     def ensure_dir(self) -> Path:
         """Create the session directory and start the watchdog (on first use)."""
         if self.dir is None:
+            program = self.runtime_cmd[0]
+            if not (shutil.which(program) if "/" not in program else os.access(program, os.X_OK)):
+                raise ContainerError("the container runtime was not found", where=program,
+                                     why=f"{RUNTIME_ENV} or the default (python -m pyoci_nb) names it",
+                                     hint=f"set {RUNTIME_ENV} to a runc-compatible runtime, e.g. /usr/sbin/runc")
             self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
             self.dir = Path(tempfile.mkdtemp(prefix=f"kernel-{os.getpid()}-", dir=self.base_dir))
             # container ids carry the session's token: cgroup paths (<runtime>/<id>) are host-wide
@@ -729,18 +746,27 @@ class MagicSession:
                 else:
                     rootfs.from_host(dest, list(programs))
             except RootfsError as exc:
-                exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
-                    "or run the cell on another root filesystem: --rootfs host, --rootfs DIR or --bundle DIR")
-                raise RootfsError(exc.what, where=exc.where, why=exc.why, hint=exc.hint) from None
+                other = "or run the cell on another root filesystem: --rootfs busybox|host|DIR or --bundle DIR"
+                raise RootfsError(exc.what, where=exc.where, why=exc.why,
+                                  hint=f"{exc.hint}; {other}" if exc.hint else other) from None
             self._rootfs_cache[key] = dest
         return self._rootfs_cache[key]
 
     def make_bundle(self, container_id: str, options: CellOptions, args: list[str]) -> Path:
-        """Write ``bundles/<id>/config.json`` and, for busybox/host, a private rootfs copy."""
-        from pyoci_nb.spec.defaults import default_config
-
+        """Write ``bundles/<id>/config.json`` and, for busybox, a private rootfs copy (removed
+        again if that fails)."""
         bundle = self.ensure_dir() / "bundles" / container_id
         bundle.mkdir()
+        try:
+            self._fill_bundle(bundle, options, args)
+        except BaseException:
+            self.remove_bundle(container_id)
+            raise
+        return bundle
+
+    def _fill_bundle(self, bundle: Path, options: CellOptions, args: list[str]) -> None:
+        from pyoci_nb.spec.defaults import default_config
+
         if options.bundle is not None:
             source = Path(options.bundle).absolute()
             try:
@@ -759,7 +785,14 @@ class MagicSession:
                 self._busybox_copies.take(bundle / "rootfs")
                 root_path = "rootfs"
             elif kind == "host":  # tens of MB (Python's stdlib): shared read-only, tmpfs where programs write
-                programs = tuple(dict.fromkeys((options.shell, *HOST_ROOTFS_PROGRAMS)))
+                from pyoci_nb.rootfs.host import find_host_program
+
+                extras = []
+                for program in HOST_ROOTFS_PROGRAMS:
+                    with contextlib.suppress(PyociError):
+                        find_host_program(program)
+                        extras.append(program)
+                programs = tuple(dict.fromkeys((options.shell, *extras)))
                 root_path = str(self._cached_rootfs(kind, programs))
             else:
                 root_path = str(Path(kind).absolute())
@@ -772,7 +805,6 @@ class MagicSession:
                  "options": ["nosuid", "nodev", f"mode={mode}", "size=65536k"]}
                 for path, mode in HOST_ROOTFS_WRITABLE]
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
-        return bundle
 
     def remove_bundle(self, container_id: str) -> None:
         from pyoci_nb.rootfs.tree import remove_tree
@@ -789,6 +821,14 @@ class MagicSession:
         """A container id unique on this host: ``NAME-TOKEN`` or ``cell-N-TOKEN``."""
         self.ensure_dir()
         return f"{name}-{self.token}" if name else f"cell-{next(self._counter)}-{self.token}"
+
+    def status(self, container_id: str) -> str:
+        """The container's status from the runtime's ``state`` (or why it is unknown)."""
+        completed = self.run_runtime("state", container_id, check=False)
+        try:
+            return json.loads(completed.stdout).get("status", "unknown")
+        except ValueError:
+            return f"unknown ({completed.stderr.strip()[:120]})"
 
     def container_exists(self, container_id: str) -> bool:
         return (self.state_root / container_id).exists()
@@ -911,10 +951,20 @@ class MagicSession:
                           time.monotonic() - started)
 
     def _kill_fresh(self, container_id: str, process: subprocess.Popen) -> None:
-        """Kill a fresh container's processes (SIGKILL to its init: the kernel then kills the whole
-        pid namespace) and wait for the runtime's ``run`` to return."""
+        """Kill a fresh container's processes and wait for the runtime's ``run`` to return.
+
+        The processes below ``run`` that are in another pid namespace are the container's: a
+        SIGKILL to them (to its init: the kernel then kills the whole pid namespace) needs no
+        runtime command.  Until they exist (the container is still being created) the runtime's
+        ``kill ID KILL`` is tried as well."""
         give_up = time.monotonic() + 10
         while process.poll() is None and time.monotonic() < give_up:
+            inside = _in_other_pid_namespace(_descendants(process.pid)[1:])
+            for pid in inside:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if inside:
+                break
             if self.container_exists(container_id):
                 killed = self.run_runtime("kill", container_id, "KILL", check=False, timeout=20)
                 if killed.returncode == 0:
@@ -1069,6 +1119,14 @@ class ContainerMagics(Magics):
                                      f"is created, and it already exists; remove it first with "
                                      f"%container_rm {options.name}")
             result = session.exec_named(existing, options, command)
+            if result.returncode != 0:
+                status = session.status(existing.id)
+                if status != "running":
+                    raise ContainerError(f"named container {options.name!r} is {status}", where="--name",
+                                         why="cells exec into the container's running first process, "
+                                             "which has exited",
+                                         hint=f"remove it with %container_rm {options.name}; the next cell "
+                                              "with this name creates it again")
         else:
             probe_result, missing = session.unavailable(options)
             if missing:
@@ -1123,7 +1181,7 @@ class ContainerMagics(Magics):
             completed = self.session.run_runtime("state", container.id, check=False)
             try:
                 state = json.loads(completed.stdout)
-                status, pid = state.get("status", "?"), state.get("pid", 0)
+                status, pid = state.get("status", "unknown"), state.get("pid", 0)
             except ValueError:
                 status, pid = f"unknown ({completed.stderr.strip()[:80]})", 0
             rows.append((name, status, str(pid), container.rootfs_kind,

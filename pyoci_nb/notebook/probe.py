@@ -508,7 +508,7 @@ def _reprs_renderer(name: str):
     """``pyoci_nb.notebook.reprs.<name>`` when the reprs module has it, else None."""
     try:
         from pyoci_nb.notebook import reprs
-    except ImportError:
+    except Exception:  # missing or broken: the self-contained table below is used
         return None
     return getattr(reprs, name, None)
 

@@ -354,7 +354,7 @@ def _fields_table(rows: list[tuple[str, str, str, str]]) -> str:
         f'<tr><th{_title_attr(hover)}>{_e(name)}</th><td>{value_html}</td>'
         f'<td class="pyoci-explain">{_e(explanation)}</td></tr>'
         for name, hover, value_html, explanation in rows)
-    return f'<table class="pyoci-fields"><tbody>{body}</tbody></table>'
+    return f'<table class="pyoci-tbl pyoci-fields"><tbody>{body}</tbody></table>'
 
 
 # =========================================================================== generic model rendering
@@ -432,7 +432,7 @@ def _dict_html(value: dict, path: str, depth: int) -> str:
         return (f'<tr><th>{_e(_cut(str(key), 120))}</th>'
                 f'<td>{node_html(v, _join(path, str(key)), depth + 1)}</td></tr>')
 
-    return _truncated(items, row, wrap=lambda rows: f'<table class="pyoci-fields"><tbody>{rows}</tbody></table>')
+    return _truncated(items, row, wrap=lambda rows: f'<table class="pyoci-tbl pyoci-fields"><tbody>{rows}</tbody></table>')
 
 
 #: Preferred column order of record tables (others follow in the model's order).
@@ -478,7 +478,7 @@ def records_html(items: list, path: str) -> str:
         return "<tr>" + "".join(f"<td>{cell(row.get(c), _join(_join(path, i), c))}</td>" for c in columns) + "</tr>"
 
     return _truncated(rows, render_row, wrap=lambda body: (
-        f'<table class="pyoci-records"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'))
+        f'<table class="pyoci-tbl pyoci-records"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'))
 
 
 def _brief(value: Any, path: str) -> str:
@@ -523,7 +523,7 @@ def capabilities_html(value: Any, path: str = "process.capabilities", depth: int
     if not body:
         grid = '<div class="pyoci-null">no capabilities in any set</div>'
     else:
-        grid = (f'<table class="pyoci-capgrid"><thead><tr><th>capability</th>{head}</tr></thead>'
+        grid = (f'<table class="pyoci-tbl pyoci-capgrid"><thead><tr><th>capability</th>{head}</tr></thead>'
                 f'<tbody>{"".join(body)}</tbody></table>')
     return f'{grid}{note}<ul style="margin:2px 0;padding-left:18px">{explain_rows}</ul>'
 
@@ -554,9 +554,9 @@ def _config_namespace_rows(namespaces: list) -> list[tuple[str, str, str, str]]:
         if ns_type not in wanted:
             rows.append((ns_type, "", "", "shared"))
         elif wanted[ns_type]:
-            rows.append((ns_type, "", f"joins {_cut(str(wanted[ns_type]), 40)}", "join"))
+            rows.append((ns_type, "the runtime's", f"joins {_cut(str(wanted[ns_type]), 40)}", "join"))
         else:
-            rows.append((ns_type, "", "new", "new"))
+            rows.append((ns_type, "the runtime's", "new", "new"))
     for ns_type in wanted:
         if ns_type not in NAMESPACE_FILES:
             rows.append((ns_type, "", "unknown type", "unknown"))
@@ -612,7 +612,7 @@ def _env_html(value: Any, path: str = "process.env", depth: int = 0) -> str:
 
     if not entries:
         return '<span class="pyoci-null">(empty)</span>'
-    return _truncated(entries, row, wrap=lambda body: f'<table class="pyoci-fields"><tbody>{body}</tbody></table>')
+    return _truncated(entries, row, wrap=lambda body: f'<table class="pyoci-tbl pyoci-fields"><tbody>{body}</tbody></table>')
 
 
 def _env_brief(value: Any) -> str:
@@ -652,7 +652,7 @@ def seccomp_html(value: Any, path: str = "linux.seccomp", depth: int = 0) -> str
 
     if rules:
         table = _section("syscalls", _truncated(rules, rule_row, wrap=lambda body: (
-            f'<table class="pyoci-records"><thead><tr>{th("action", "action")}{th("names", "names (system calls)")}'
+            f'<table class="pyoci-tbl pyoci-records"><thead><tr>{th("action", "action")}{th("names", "names (system calls)")}'
             f'{th("args", "args (all must match)")}</tr>'
             f'</thead><tbody>{body}</tbody></table>')), count=str(len(rules)),
             brief=f"{sum(len(r.get('names') or []) for r in rules)} system calls named",
@@ -771,7 +771,7 @@ def _generic_html(obj: Any) -> str:
         return _header(_type_name(obj), []) + _fields_table(rows)
     if isinstance(obj, (dict, list, tuple)):
         return _header(_type_name(obj), [("", _plural(len(obj), "item"))]) + node_html(obj, "", 0)
-    return f'<pre>{_e(_cut(repr(obj), 4 * MAX_STRING))}</pre>'
+    return f'<pre class="pyoci-pre">{_e(_cut(repr(obj), 4 * MAX_STRING))}</pre>'
 
 
 def _generic_text(obj: Any) -> str:
@@ -1049,7 +1049,7 @@ def report_html(report: Any) -> str:
                     f'<td>{_e(_cut(message, 600))}</td><td>{shown}</td></tr>')
 
         body = _truncated(problems, row, wrap=lambda rows: (
-            '<table class="pyoci-records"><thead><tr><th>where</th><th>rule broken</th><th>value</th></tr>'
+            '<table class="pyoci-tbl pyoci-records"><thead><tr><th>where</th><th>rule broken</th><th>value</th></tr>'
             f'</thead><tbody>{rows}</tbody></table>'))
     head = (f'<div class="pyoci-header"><span class="pyoci-type">{_e(_type_name(report))}</span>'
             f'{verdict}' + (f'<span class="pyoci-fact">{_e(source)}</span>' if source else "") + "</div>")
@@ -1162,7 +1162,7 @@ def diff_html(diff: Any) -> str:
                 f'<td class="pyoci-old">{show(old)}</td><td class="pyoci-new">{show(new)}</td></tr>')
 
     table = _truncated(entries, row, wrap=lambda rows: (
-        f'<table class="pyoci-records"><thead><tr><th></th><th>path</th><th>{_e(old_label)}</th>'
+        f'<table class="pyoci-tbl pyoci-records"><thead><tr><th></th><th>path</th><th>{_e(old_label)}</th>'
         f'<th>{_e(new_label)}</th></tr></thead><tbody>{rows}</tbody></table>'))
     return _header(_type_name(diff), facts) + table
 
@@ -1230,7 +1230,7 @@ def run_result_html(result: Any) -> str:
         shown = "\n".join(lines[:MAX_OUTPUT_LINES])
         more = (f'<div class="pyoci-more">{len(lines) - MAX_OUTPUT_LINES} more lines '
                 f'({len(lines)} in all)</div>') if len(lines) > MAX_OUTPUT_LINES else ""
-        body = f"<pre>{_e(shown)}</pre>{more}" if text else '<span class="pyoci-null">(empty)</span>'
+        body = f'<pre class="pyoci-pre">{_e(shown)}</pre>{more}' if text else '<span class="pyoci-null">(empty)</span>'
         sections.append(_section(name, body, count=_plural(len(lines), "line"), open_=bool(text)))
     if not sections:
         sections.append('<div class="pyoci-explain">output was not captured (capture_output=False)</div>')
@@ -1412,7 +1412,7 @@ def probe_html(result: Any) -> str:
                 f'<td>{detail}</td><td>{why}</td><td>{fix}</td></tr>')
 
     table = _truncated(checks, row, wrap=lambda rows: (
-        '<table class="pyoci-records"><thead><tr><th></th><th>check</th><th>detail</th><th>why</th>'
+        '<table class="pyoci-tbl pyoci-records"><thead><tr><th></th><th>check</th><th>detail</th><th>why</th>'
         f'<th>fix</th></tr></thead><tbody>{rows}</tbody></table>'))
     context = getattr(result, "context", None) or {}
     extra = _section("context", _dict_html(context, "", 1), count=str(len(context)), open_=False) if context else ""

@@ -1092,5 +1092,5 @@ def processes_html(container: Any, state: dict | None) -> str:
     if not rows:
         return '<div style="font-size:12px;font-style:italic">no processes</div>'
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return (f"{stylesheet()}<div class='pyoci-repr'><table class='pyoci-records'><thead><tr><th>PID</th><th>PPID</th>"
+    return (f"{stylesheet()}<div class='pyoci-repr'><table class='pyoci-tbl pyoci-records'><thead><tr><th>PID</th><th>PPID</th>"
             f"<th>state</th><th>command</th></tr></thead><tbody>{body}</tbody></table></div>")

@@ -23,8 +23,8 @@ import os
 import time
 
 from pyoci_nb import OCI_VERSION
-from pyoci_nb.errors import (ConfigError, ContainerError, ContainerNotFound, InvalidState,
-                             PyociError, SetupError)
+from pyoci_nb.errors import (ConfigError, ContainerError, ContainerExists, ContainerNotFound,
+                             InvalidState, PyociError, SetupError)
 from pyoci_nb.runtime import hooks, log, namespaces, process
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
@@ -290,6 +290,21 @@ class Container:
         container = cls(container_id, root)
         if subreaper:
             sc.set_child_subreaper()
+        if _threaded():
+            # never fork a multi-threaded process to run Python in the child: let a `pyoci
+            # create` child do it (its orphaned init is reparented to us, the subreaper)
+            argv = ["create", "--bundle", bundle_path]
+            argv += ["--console-socket", console_socket] if console_socket else []
+            argv += ["--pid-file", pid_file] if pid_file else []
+            argv += ["--no-pivot"] if no_pivot else []
+            argv += ["--no-new-keyring"] if no_new_keyring else []
+            argv += ["--preserve-fds", str(preserve_fds)] if preserve_fds else []
+            if console_fd is not None:
+                raise ContainerError("console_fd cannot be used from a multi-threaded process",
+                                     hint="pass console_socket (a path) instead")
+            _run_cli(container.root, argv + [container_id], (stdin, stdout, stderr),
+                     rootless=rootless, preserve_fds=preserve_fds)
+            return container
         container._create(bundle_path, console_socket=console_socket, console_fd=console_fd,
                           pid_file=pid_file, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                           preserve_fds=preserve_fds, rootless=rootless,
@@ -298,9 +313,10 @@ class Container:
 
     def _create(self, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
                 no_new_keyring, preserve_fds, rootless, stdio) -> None:
-        from pyoci_nb.runtime.init import Channel, InitContext, intermediate_main
+        from pyoci_nb.runtime.init import Channel, InitContext, intermediate_main, preload_modules
 
         config = load_config(bundle)
+        preload_modules(config)  # once per process, not once per forked child
         facts = preflight(config, bundle, rootless=rootless,
                           console=bool(console_socket or console_fd is not None))
         state_dir = self._dir
@@ -471,18 +487,21 @@ class Container:
         try:
             import select
 
-            started = False
+            received = b""
             while True:
                 select.select([fd], [], [], 0.1)
                 try:
-                    data = os.read(fd, 1)
+                    data = os.read(fd, 4096)
                 except BlockingIOError:
                     data = None
                 if data:
-                    started = True  # startContainer hooks done; wait for execve to close the FIFO
+                    received += data  # "0": startContainer hooks done; wait for execve to close it
                     continue
-                if data == b"" and started:
+                if data == b"" and received:
                     break
+            if b"E" in received:  # "E" + message: init failed after create returned
+                raise SetupError("container init failed", where=f"container {self.id!r}",
+                                 why=received[received.index(b"E") + 1:].decode(errors="replace"))
                 if not init_alive(record):
                     raise ContainerError("container init exited before start", where=f"container {self.id!r}",
                                          why="the init process died while starting (a startContainer hook "
@@ -598,6 +617,8 @@ class Container:
                         break
                     for p in pids:
                         _kill_quietly(p)
+                    if manager.frozen():
+                        manager.thaw()  # a frozen (paused) process dies of SIGKILL only once thawed
                     time.sleep(0.01)
             except Exception:
                 pass
@@ -630,10 +651,11 @@ class Container:
             raise ConfigError("cannot allocate a terminal without a console socket", where="--tty",
                               hint="pass --console-socket")
         seccomp_config = (record["config"].get("linux") or {}).get("seccomp")
-        if seccomp_config and seccomp_config.get("listenerPath"):
-            seccomp_config = None  # the agent already holds the container's listener
         if not detach:
             sc.set_child_subreaper()
+        if _threaded():
+            return self._exec_through_cli(proc, console_socket, console_fd, detach, pid_file,
+                                          preserve_fds, (stdin, stdout, stderr))
         from pyoci_nb.runtime.init import Channel, exec_main
 
         closers = []
@@ -669,8 +691,16 @@ class Container:
                     os.waitpid(ipid, 0)
                     ipid = 0
                 elif message.get("type") == "seccomp-listener":
-                    for fd in fds:
-                        os.close(fd)
+                    # as runc: the agent gets a listener for the exec'd process too
+                    from pyoci_nb.runtime import seccomp
+
+                    try:
+                        seccomp.send_listener(seccomp_config["listenerPath"], fds[0],
+                                              public_state(record, "running"),
+                                              seccomp_config.get("listenerMetadata", ""), pid=pid or None)
+                    finally:
+                        for fd in fds:
+                            os.close(fd)
                     parent.send({"type": "seccomp-listener-done"})
                 elif message.get("type") == "error":
                     raise SetupError("exec failed", why=message.get("message"))
@@ -695,6 +725,67 @@ class Container:
             return pid
         _, status = _waitpid_retry(pid)
         return _exit_code(status)
+
+
+    def _exec_through_cli(self, proc, console_socket, console_fd, detach, pid_file, preserve_fds, stdio):
+        """``exec`` from a multi-threaded process: a ``pyoci exec --process`` child does the forking."""
+        import tempfile
+
+        if console_fd is not None:
+            raise ContainerError("console_fd cannot be used from a multi-threaded process",
+                                 hint="pass console_socket (a path) instead")
+        with tempfile.TemporaryDirectory(prefix="pyoci-exec-") as work:
+            process_file = os.path.join(work, "process.json")
+            with open(process_file, "w") as f:
+                json.dump(proc, f)
+            own_pid_file = pid_file or os.path.join(work, "pid")
+            argv = ["exec", "--detach", "--process", process_file, "--pid-file", own_pid_file]
+            argv += ["--console-socket", console_socket] if console_socket else []
+            argv += ["--preserve-fds", str(preserve_fds)] if preserve_fds else []
+            _run_cli(self.root, argv + [self.id], stdio, preserve_fds=preserve_fds)
+            with open(own_pid_file) as f:
+                pid = int(f.read())
+        if detach:
+            return pid
+        _, status = _waitpid_retry(pid)
+        return _exit_code(status)
+
+
+def _threaded() -> bool:
+    import threading
+
+    return threading.active_count() > 1
+
+
+def _run_cli(root: str, argv: list[str], stdio: tuple, rootless: bool | None = None,
+             preserve_fds: int = 0) -> None:
+    """Run ``python -m pyoci_nb --root ROOT ARGV`` with the container's stdio; its error
+    becomes the same PyociError the in-process code would raise."""
+    import subprocess
+    import sys
+    import tempfile
+
+    stdin, stdout, stderr = stdio
+    with tempfile.TemporaryFile() as log_file:
+        log_path = f"/proc/self/fd/{log_file.fileno()}"
+        command = [sys.executable, "-m", "pyoci_nb", "--root", root, "--log", log_path,
+                   "--log-format", "json"]
+        if rootless is not None:
+            command += ["--rootless", "true" if rootless else "false"]
+        done = subprocess.run(command + argv,
+                              stdin=stdin,
+                              stdout=stdout, stderr=stderr if stderr is not None else None,
+                              pass_fds=[log_file.fileno()] + list(range(3, 3 + preserve_fds)))
+        if done.returncode != 0:
+            log_file.seek(0)
+            errors = [json.loads(l) for l in log_file.read().decode().splitlines()
+                      if l.strip() and json.loads(l).get("level") == "error"]
+            message = errors[-1]["msg"] if errors else f"pyoci {argv[0]} exited with status {done.returncode}"
+            if "does not exist" in message:
+                raise ContainerNotFound(argv[-1])
+            if "already exists" in message:
+                raise ContainerExists(message)
+            raise ContainerError(message)
 
 
 def _waitpid_retry(pid: int) -> tuple[int, int]:

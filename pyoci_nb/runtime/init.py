@@ -119,7 +119,7 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
         for fd in ctx.close_fds:
             os.close(fd)
         _set_stdio(ctx.stdio)
-        _preload(ctx.config)
+        preload_modules(ctx.config)
         ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
         channel.expect("go")
         with Step("joining namespaces"):
@@ -160,6 +160,7 @@ def _sysctl_path(key: str) -> str:
 def init_main(ctx: InitContext, channel: Channel) -> None:
     """The container's init: everything up to execve (see the module docstring)."""
     ready = False
+    fifo = None
     try:
         config = ctx.config
         proc = config["process"]
@@ -243,8 +244,15 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         process.exec_process(proc, executable)
     except BaseException as exc:
         if ready:
-            sys.stderr.write(f"pyoci: container init failed: {exc}\n")
-            sys.stderr.flush()
+            # the runtime that created us is gone: tell `start` through the FIFO ("E" + message)
+            message = str(exc) or exc.__class__.__name__
+            try:
+                if fifo is None:
+                    raise OSError("the exec FIFO is not open")
+                os.write(fifo, b"E" + message.encode(errors="replace")[:4000])
+            except OSError:
+                sys.stderr.write(f"pyoci: container init failed: {message}\n")
+                sys.stderr.flush()
         else:
             _report_error(channel, exc)
     os._exit(127 if ready else 1)
@@ -268,7 +276,7 @@ def _setgroups_allowed() -> bool:
         return True
 
 
-def _preload(config: dict) -> None:
+def preload_modules(config: dict) -> None:
     """Import now what later steps need: after pivot_root the host's Python library is out of
     reach, so nothing may be imported from then on."""
     import errno  # noqa: F401  (Step's messages)
@@ -314,7 +322,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
     status = 1
     try:
         _set_stdio(stdio)
-        _preload({})
+        preload_modules({})
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")
         with Step(f"joining the namespaces of pid {pid}"):

@@ -610,18 +610,21 @@ def flag_supported(flag: str) -> bool:
 
 
 # --------------------------------------------------------------------------- notify agent
-def send_listener(listener_path: str, fd: int, state: dict, metadata: str = "") -> None:
+def send_listener(listener_path: str, fd: int, state: dict, metadata: str = "",
+                  pid: int | None = None) -> None:
     """Send the seccomp listener fd to the agent at ``listenerPath`` (runtime.md, "Container
     process state"): one connection to the AF_UNIX SOCK_STREAM socket, one JSON container process
     state ``{"ociVersion", "fds": ["seccompFd"], "pid", "metadata", "state"}`` with the fd in
     SCM_RIGHTS, then the connection is closed.  ``state`` is the container's state (status
-    "creating").  A failure raises ``SetupError``: the spec requires the runtime to fail then."""
+    "creating" for the init, "running" for an exec'd process); ``pid`` is the process whose
+    listener this is (default: the init's, ``state["pid"]``).  A failure raises ``SetupError``:
+    the spec requires the runtime to fail then."""
     from pyoci_nb import OCI_VERSION
 
     process_state = {
         "ociVersion": state.get("ociVersion", OCI_VERSION),
         "fds": [SECCOMP_FD_NAME],
-        "pid": state.get("pid"),
+        "pid": pid if pid is not None else state.get("pid"),
         "metadata": metadata or "",
         "state": state,
     }

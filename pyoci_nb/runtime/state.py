@@ -4,7 +4,7 @@ runtime.md: the state of a container holds ``ociVersion``, ``id``, ``status`` (c
 created, running, stopped; runc adds paused), ``pid`` (required when created or running),
 ``bundle`` and ``annotations``.  ``state.json`` keeps these plus what later commands need
 (the init's start time, to detect pid reuse; the cgroup manager's state; the config) and is
-written atomically (temporary file, fsync, rename).  Commands that change a container hold the
+written atomically (temporary file, rename).  Commands that change a container hold the
 per-id ``flock`` for their whole run, so two commands on one id are serialized.  The status is
 never trusted from the file alone: it is derived from the process (a dead init means
 ``stopped``, whoever killed it), the exec FIFO (present until ``start``) and the cgroup freezer.
@@ -93,13 +93,14 @@ class StateDir:
 
     # --- state.json ----------------------------------------------------------------------
     def write(self, record: dict) -> None:
-        """Write state.json atomically (tmp + fsync + rename)."""
+        """Write state.json atomically: a reader sees the old or the new file, never a part
+        (temporary file + rename).  No fsync: the state describes live processes, which a
+        crash of the machine ends anyway, and the default root /run is a tmpfs (runc's way)."""
         tmp = self.state_path + ".tmp"
         data = json.dumps(record, indent=None, separators=(",", ":")).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, self.state_path)

@@ -122,7 +122,9 @@ def test_run_exit_status_after_oom_kill(busybox_bundle, state_root, container_id
 def test_pids_limit_stops_a_fork_bomb(busybox_bundle, state_root, container_id, cgroup_parent):
     path = f"{cgroup_parent}/{container_id}"
     configure(busybox_bundle, path,
-              ["sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; wait"],
+              # the subshell dies when fork fails; init then becomes a sleep without forking
+              ["sh", "-c", "(i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done) 2>/dev/null; "
+                           "exec sleep 30"],
               {"pids": {"limit": 10}})
     pyoci(state_root, "create", "--bundle", str(busybox_bundle), container_id)
     try:
@@ -189,7 +191,7 @@ def test_pause_freezes_a_counter_and_resume_restarts_it(busybox_bundle, state_ro
     with open(output, "w") as out:
         subprocess.run(pyoci_command() + ["--root", str(state_root), "create", "--bundle",
                                           str(busybox_bundle), container_id],
-                       stdout=out, stderr=subprocess.PIPE, check=True, timeout=60)
+                       stdout=out, stderr=out, check=True, timeout=60)
     try:
         pyoci(state_root, "start", container_id)
         while output.stat().st_size == 0:

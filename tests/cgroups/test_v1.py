@@ -304,3 +304,17 @@ def test_unified_on_hybrid_writes_the_cgroup2_half(cgroup_parent):
         manager.set({"unified": {"memory.max": "1000000"}})
     assert info.value.where.endswith("/memory.max")
     assert "'memory' controller is not available" in str(info.value)
+
+
+def test_destroy_refuses_while_processes_live_then_succeeds(cgroup_parent, held):
+    manager = make(cgroup_parent)
+    proc = held("sleep 30")
+    manager.apply(proc.pid)
+    with pytest.raises(SetupError) as info:
+        manager.destroy()
+    assert cgroup_parent in info.value.where
+    assert os.path.isdir(v1_dir("memory", cgroup_parent + "/c"))
+    proc.kill()
+    manager.destroy()   # the same manager retries what it could not remove
+    for mount in LAYOUT.hierarchies():
+        assert not os.path.exists(os.path.join(mount.mountpoint, cgroup_parent.lstrip("/")))

@@ -107,7 +107,7 @@ def test_hooks_run_in_order_with_state_env_and_namespaces(box, hook_log):
     for name in ("prestart", "createRuntime", "poststart"):
         assert records[name]["state"]["pid"] == created_pid, name
     # runtime namespace vs container namespace
-    for name in ("createRuntime", "poststart", "poststop"):
+    for name in ("prestart", "createRuntime", "poststart", "poststop"):
         assert records[name]["mnt"] == host_ns("mount"), f"{name} did not run in the runtime's mount ns"
         assert records[name]["net"] == host_ns("network"), f"{name} did not run in the runtime's net ns"
     for name in ("createContainer", "startContainer"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -37,8 +38,7 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
 @pytest.mark.parametrize("verb", LIFECYCLE_VERBS, ids=lambda v: v[0])
 def test_unknown_id_is_an_error(runtime, verb):
     name, *rest = verb
-    argv = [name, "no-such-container", *rest] if name != "kill" else [name, "no-such-container", *rest]
-    proc = runtime(*argv)
+    proc = runtime(name, "no-such-container", *rest)
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr, proc.stderr
 
@@ -238,8 +238,6 @@ def test_flags_with_equals_and_with_space(box, tmp_path):
     box.save()
     rt = box.runtime
     cmd = rt.command
-    import subprocess
-
     pid_a, pid_b = tmp_path / "a.pid", tmp_path / "b.pid"
     log_a = tmp_path / "a.log"
     first = subprocess.run(cmd + [f"--root={rt.root}", f"--log={log_a}", "--log-format=json", "create",

@@ -4,6 +4,7 @@ Read back from /proc/self/{status,limits,oom_score_adj} and busybox inside the c
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -122,8 +123,6 @@ def test_cwd_env_and_args(box):
 
 
 def test_env_of_the_runtime_does_not_leak(box):
-    import os
-
     box.config["process"]["env"] = ["PATH=/bin:/usr/bin"]
     box.args("env")
     box.save()

@@ -236,7 +236,8 @@ def test_fresh_container_has_own_namespaces_hostname_and_rootfs(kernel, clean_af
         "echo \"shell-pid $$\"\n"
         "echo \"etc-hostname $(cat /etc/hostname)\"\n"
         "test -e /etc/debian_version && echo 'rootfs host' || echo 'rootfs busybox'\n"
-        "echo \"busybox $(readlink /bin/sh)\"\n")
+        "echo \"busybox $(readlink /bin/sh)\"\n"
+        "echo \"stdin $(cat; echo eof)\"\n")
     assert run.ok, (run.error, run.stderr)
     seen = dict(line.split(" ", 1) for line in run.stdout.splitlines())
     for ns in ("pid", "mnt", "uts", "ipc", "net"):
@@ -246,6 +247,7 @@ def test_fresh_container_has_own_namespaces_hostname_and_rootfs(kernel, clean_af
     assert seen["shell-pid"] == "1", "the cell's shell is pid 1 of its own pid namespace"
     assert seen["etc-hostname"] == "pyoci"
     assert seen["rootfs"] == "busybox" and seen["busybox"] == "busybox"
+    assert seen["stdin"] == "eof", "stdin is /dev/null: cat sees end of file at once"
     # a fresh container is removed after the cell: no state, no bundle, no process, no mount
     assert state_entries(kernel.magic_root) == []
     assert bundle_entries(kernel.magic_root) == []
@@ -558,3 +560,30 @@ def test_host_without_container_support_is_explained(magic_root, tmp_path):
     finally:
         kernel.shutdown(now=False)
     assert sessions(magic_root) == []
+
+
+def test_missing_busybox_says_how_to_get_it(magic_root, tmp_path):
+    # a real host without busybox-static: the binary hidden (mount namespace of this child only)
+    script = tmp_path / "cell.py"
+    script.write_text(
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'pyoci_nb')\n"
+        "try:\n"
+        "    shell.run_cell_magic('container', '', 'echo never')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+        "shell.run_line_magic('unload_ext', 'pyoci_nb')\n")
+    hide = " && ".join(f"mount --bind /dev/null {path}" for path in ("/usr/bin/busybox",)
+                       if os.path.exists(path))
+    completed = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", f'{hide} && exec "$@"', "sh", sys.executable, str(script)],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYOCI_MAGIC_ROOT=str(magic_root), PYTHONPATH=str(REPO)))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("RootfsError"), completed.stdout
+    assert "busybox not found" in completed.stdout
+    assert "apt-get install busybox-static" in completed.stdout
+    assert "--rootfs busybox|host|DIR" in completed.stdout
+    assert state_entries(magic_root) == [] and bundle_entries(magic_root) == []
+    assert sessions(magic_root) == [], "%unload_ext removed the session"

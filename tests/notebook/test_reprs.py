@@ -279,7 +279,7 @@ def test_long_strings_are_cut_with_a_count():
 def test_capability_grid_marks_exactly_the_sets_each_capability_is_in(example_spec):
     caps = example_spec.process.capabilities
     parser = parse(html_repr(caps))
-    table = html_repr(caps).split('<table class="pyoci-capgrid">', 1)[1].split("</table>", 1)[0]
+    table = html_repr(caps).split('<table class="pyoci-tbl pyoci-capgrid">', 1)[1].split("</table>", 1)[0]
     sets = ["bounding", "effective", "inheritable", "permitted", "ambient"]
     rows = re.findall(r'<tr><th class="pyoci-capname"[^>]*>([A-Z_]+)</th>(.*?)</tr>', table)
     assert {name for name, _ in rows} == set(caps.bounding) | set(caps.effective) | set(caps.inheritable) \
@@ -435,3 +435,20 @@ def test_reprs_of_runtime_objects_do_not_import_pydantic():
             "bad = [m for m in sys.modules if m.startswith(('pydantic', 'ipywidgets', 'pyoci_nb.spec.models'))]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_probe_result_lists_checks_with_why_and_fix():
+    from pyoci_nb.notebook.probe import ProbeCheck, ProbeResult
+
+    result = ProbeResult([ProbeCheck("mount namespace + tmpfs", True, "ok <tmpfs>"),
+                          ProbeCheck("pivot_root", False, "pivot_root", why="EINVAL <rootfs>", fix="use --no-pivot")],
+                         {"mode": "root"})
+    markup = html_repr(result)
+    parse(markup)
+    text = visible_text(markup)
+    assert result.summary() in text and "EINVAL <rootfs>" in text and "use --no-pivot" in text
+    assert "&lt;rootfs&gt;" in markup and "<rootfs>" not in markup
+    lines = text_repr(result).splitlines()
+    assert lines[0] == f"ProbeResult: {result.summary()}"
+    assert "      why: EINVAL <rootfs>" in lines and "      fix: use --no-pivot" in lines
+    assert result._repr_html_() == markup

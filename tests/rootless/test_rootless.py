@@ -251,3 +251,19 @@ def test_python_api_in_a_threaded_process_as_the_user(session):
     proc = session.as_user(session.runtime_argv("pyoci")[0], "-c", script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == repr((0, b"0\nsh\n"))
+
+
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_seccomp_in_a_rootless_container(session, runtime, no_new_privileges):
+    """linux.seccomp works rootless too: without noNewPrivileges the filter is loaded while the
+    init still has CAP_SYS_ADMIN in its own user namespace."""
+    config = rootless_bundle(session, runtime, ["mkdir", "/tmp/made"])
+    config["root"]["readonly"] = False
+    config["process"]["noNewPrivileges"] = no_new_privileges
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                  "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                                "errnoRet": 42}]}
+    session.write_config(config)
+    proc = run(session, runtime, "rl-seccomp")
+    assert proc.returncode == 1
+    assert os.strerror(42) in proc.stderr

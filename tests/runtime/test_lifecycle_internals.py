@@ -240,3 +240,19 @@ def test_hooks_run_in_order_with_the_state_on_stdin(bundle, state_root, containe
     assert [s["status"] for s in states] == ["creating"] * 3 + ["running"] * 2 + ["stopped"]
     assert all(s["id"] == container_id and s["bundle"] == str(bundle) for s in states)
     assert states[0]["pid"] > 0 and states[0]["pid"] == states[4]["pid"]
+
+
+def test_failing_start_container_hook_fails_start_with_the_story(bundle, state_root, container_id, tmp_path):
+    edit_config(bundle, hooks={"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 9"]}]},
+                **{"process.args": ["true"]})
+    assert pyoci("create", "--bundle", bundle, container_id, root=state_root).returncode == 0
+    log_file = tmp_path / "log.json"
+    proc = pyoci("--log", log_file, "--log-format", "json", "start", container_id, root=state_root)
+    assert proc.returncode == 1
+    message = _last_error(log_file)["msg"]
+    assert "container init failed" in message and "hooks.startContainer[0]" in message
+    assert "exit status 9: nope" in message
+    state = json.loads(pyoci("state", container_id, root=state_root).stdout)
+    assert state["status"] == "stopped"
+    assert pyoci("delete", container_id, root=state_root).returncode == 0
+    assert leftovers(container_id, bundle, state_root) == []

@@ -175,3 +175,32 @@ def test_run_from_a_multithreaded_process_goes_through_the_fork_server(bundle, s
             stop2.set()
             t.join()
     assert list(state_root.iterdir()) == []
+
+
+def test_container_from_a_multithreaded_process_does_not_fork_it(bundle, state_root, container_id, monkeypatch):
+    edit_config(bundle, **{"process.args": ["sleep", "60"]})
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait, daemon=True)
+    helper.start()
+    try:
+        c = pyoci_nb.Container.create(bundle, id=container_id, root=state_root)
+        try:
+            c.start()
+            r, w = os.pipe()
+            assert c.exec(["sh", "-c", "echo via cli; exit 6"], stdout=w) == 6
+            os.close(w)
+            assert os.read(r, 100) == b"via cli\n"
+            os.close(r)
+            c.kill("KILL")
+            assert c.wait(timeout=10) == 137  # the init was reparented to us (subreaper)
+            with pytest.raises(ContainerExists):
+                pyoci_nb.Container.create(bundle, id=container_id, root=state_root)
+        finally:
+            c.delete(force=True)
+    finally:
+        stop.set()
+        helper.join()
+    assert forks == []

@@ -227,7 +227,19 @@ def make_dirs(path: str) -> list[str]:
     return created
 
 
-def remove_dirs(created: list[str], timeout: float = 2.0) -> list[str]:
+def wait_until_empty(list_pids, timeout: float = 2.0) -> None:
+    """Give exiting processes ``timeout`` seconds to leave the cgroup (``list_pids()`` empty)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not list_pids():
+                return
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
+def remove_dirs(created: list[str], timeout: float = 0.5) -> list[str]:
     """Remove the cgroups in ``created`` (top first), deepest first.  The leaf is retried on
     EBUSY for up to ``timeout`` seconds (processes being reaped); a parent that another cgroup
     still uses stays.  Returns the directories that could not be removed."""
@@ -318,21 +330,27 @@ class CgroupManager:
         raise NotImplementedError
 
     def freeze(self) -> None:
+        """Suspend every process of the cgroup (runc pause; status becomes paused)."""
         raise NotImplementedError
 
     def thaw(self) -> None:
+        """Resume the processes of a frozen cgroup (runc resume)."""
         raise NotImplementedError
 
     def frozen(self) -> bool:
+        """True while the cgroup is frozen (state.json's status then reads paused)."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:
+        """Every pid in the cgroup and its sub-cgroups (runc ps, kill --all)."""
         raise NotImplementedError
 
     def stats(self) -> dict:
+        """runc's ``events --stats`` object: {type: stats, id, data: {cpu, memory, pids, blkio, hugetlb}}."""
         raise NotImplementedError
 
     def oom_killed(self) -> bool:
+        """True once the kernel's OOM killer has killed a process of the cgroup."""
         raise NotImplementedError
 
     def to_state(self) -> dict:

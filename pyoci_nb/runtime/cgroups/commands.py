@@ -184,10 +184,15 @@ def update_command(args) -> int:
                                where=f"container {args.container_id!r}",
                                why=f"its status is {status}")
         current = manager.resources or ((record.get("config") or {}).get("linux") or {}).get("resources") or {}
+        if "devices" in update:
+            from pyoci_nb.runtime import log
+
+            log.warning("update: linux.resources.devices cannot be updated (as in runc); ignored")
+            update = {k: v for k, v in update.items() if k != "devices"}
         merged = merge_resources(current, update)
-        # the device rules are not updatable (runc keeps them); re-applying them is a no-op
+        # the device rules stay those of create; re-applying them changes nothing
         partial = dict(update)
-        partial["devices"] = merged.get("devices")
+        partial["devices"] = current.get("devices")
         manager.set(partial)
         manager.resources = merged
         record["cgroup"] = manager.to_state()

@@ -118,6 +118,7 @@ class V1Manager(CgroupManager):
 
     def destroy(self) -> None:
         """Remove the cgroups created here, in every hierarchy (each leaf retried on EBUSY)."""
+        base.wait_until_empty(self.pids)
         left = []
         for key in list(self.created):
             left += base.remove_dirs(self.created[key])
@@ -289,7 +290,7 @@ class V1Manager(CgroupManager):
                               why=f"got {type(resources).__name__}")
         cpu = section(resources, "cpu")
         self._set_cpuset(cpu)
-        if not self.rootless or self.path("devices"):
+        if not self.rootless:   # runc ignores device rules for rootless containers
             self.set_devices(resources.get("devices"))
         self._set_memory(section(resources, "memory"))
         self._set_cpu(cpu)

@@ -164,6 +164,7 @@ class V2Manager(CgroupManager):
 
     def destroy(self) -> None:
         """Remove the cgroups this manager created (the leaf retried briefly on EBUSY)."""
+        base.wait_until_empty(self.pids)
         left = base.remove_dirs(self.created)
         if left:
             pids = base.procs_recursive(left[-1]) if os.path.isdir(left[-1]) else []
