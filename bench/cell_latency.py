@@ -77,6 +77,26 @@ class BenchKernel:
             raise SystemExit(f"cell failed: {code!r}: {content.get('ename')}: {content.get('evalue')}")
         return elapsed
 
+    def interrupt_after_output(self, code: str, marker: str) -> float:
+        """Run ``code``; once ``marker`` has been printed, interrupt the kernel: the time from the
+        interrupt to the execute_reply."""
+        msg_id = self.client.execute(code)
+        while True:
+            msg = self.client.get_iopub_msg(timeout=300)
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream"
+                    and marker in msg["content"]["text"]):
+                break
+        start = time.perf_counter()
+        self.manager.interrupt_kernel()
+        while True:
+            reply = self.client.get_shell_msg(timeout=300)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        elapsed = time.perf_counter() - start
+        if reply["content"].get("ename") != "KeyboardInterrupt":
+            raise SystemExit(f"interrupt did not interrupt: {reply['content']}")
+        return elapsed
+
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=False)
@@ -117,12 +137,16 @@ def main() -> int:
         for i in range(args.runs):
             for name, cell in cells.items():
                 times[name].append(kernel.run(cell(i)))
+        interrupts = [kernel.interrupt_after_output("%%container\necho started\nsleep 100", "started")
+                      for _ in range(max(3, args.runs // 3))]
         runc = statistics.median(times["!runc run"])
         print(f"cell latency in one ipykernel, median of {args.runs} rounds (interleaved)")
         print(f"{'cell':34} {'median':>9} {'vs !runc run':>13}")
         for name, values in times.items():
             median = statistics.median(values)
             print(f"{name:34} {median * 1000:7.1f}ms {median / runc:12.2f}x")
+        print(f"{'interrupt of a running cell':34} {statistics.median(interrupts) * 1000:7.1f}ms "
+              f"(kernel interrupt to execute_reply, container killed and removed)")
         return 0
     finally:
         if kernel is not None:

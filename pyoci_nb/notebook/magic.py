@@ -14,11 +14,16 @@
 
 How it runs containers: a Jupyter kernel is multi-threaded, so the kernel process is never forked
 to run Python in the child.  Every lifecycle operation is the runtime's command line (``pyoci``,
-runc's commands and flags) started with fork+exec -- ``$PYOCI_MAGIC_RUNTIME`` (e.g.
-``/usr/sbin/runc``) or, by default, ``python -m pyoci_nb``.  Each kernel has a private session
-directory (``$PYOCI_MAGIC_ROOT`` or ``<pyoci's default root>-nb``, then ``kernel-<pid>-*``)
-holding the state root (``--root``) and one bundle per container, and a watchdog process
-(``kernel_helper.py``) that removes everything if the kernel dies without cleaning up.
+runc's commands and flags) started with fork+exec in its own session (a kernel interrupt reaches
+neither the runtime nor the container) -- ``$PYOCI_MAGIC_RUNTIME`` (e.g. ``/usr/sbin/runc``) or,
+by default, ``python -S -m pyoci_nb``.  (The runtime's fork server, ``pyoci_nb.run()`` in a
+kernel, starts containers faster but captures their output instead of streaming it and has no
+``exec``; ``bench/cell_latency.py`` measures both.)  Each kernel has a private session directory
+(``$PYOCI_MAGIC_ROOT`` or ``<pyoci's default root>-nb``, then ``kernel-<pid>-<token>``) holding
+the state root (``state/``, the runtime's ``--root``), one bundle per container (``bundles/<id>``,
+ids end with the token because cgroup paths are host-wide), the cached root filesystems, and a
+watchdog process (``kernel_helper.py``) that removes everything if the kernel dies without
+cleaning up (it does so itself at exit, ``atexit``, and on ``%unload_ext``).
 
 Output: the container's stdout and stderr are two pseudo-terminals (so programs line-buffer as on
 a terminal) read live and written to the cell's stdout and stderr streams; stdin is /dev/null.
@@ -1105,6 +1110,12 @@ class ContainerMagics(Magics):
             return self._run_cell(options, cell)
         except PyociError as exc:
             raise _concise(exc) from None
+        except KeyboardInterrupt as exc:
+            # IPython would format every frame of the magic (seconds); say what happened instead
+            what = ("the cell's processes were killed; the container is kept" if args.name
+                    else "the container was killed and removed")
+            exc._render_traceback_ = lambda: [f"KeyboardInterrupt: {what}"]  # type: ignore[attr-defined]
+            raise
 
     def _run_cell(self, options: CellOptions, cell: str):
         session = self.session
@@ -1209,7 +1220,7 @@ class ContainerMagics(Magics):
 
 
 class _JsonText:
-    """config.json shown as indented JSON (when the pydantic model is not available)."""
+    """config.json shown as indented JSON (when the pydantic spec model cannot load it)."""
 
     def __init__(self, data: dict):
         self.data = data

@@ -591,6 +591,8 @@ def _inode_text(link: str | None) -> str:
 
 
 def namespaces_html(value: Any, path: str = "linux.namespaces", depth: int = 0) -> str:
+    """``linux.namespaces`` of a config: host vs container picture (new, joined by path, or shared
+    with the runtime when the type is not listed -- config-linux.md), then the list as given."""
     items = list(value or [])
     picture = svg.namespaces_svg(_config_namespace_rows(items), container_label="container (config)")
     listed = _section("as listed", records_html(items, path), count=str(len(items)), open_=False,
@@ -625,6 +627,8 @@ def _args_html(value: Any, path: str = "process.args", depth: int = 0) -> str:
 
 
 def seccomp_html(value: Any, path: str = "linux.seccomp", depth: int = 0) -> str:
+    """``linux.seccomp``: the default action, architectures and flags, then the rules (action,
+    system call names, argument conditions that must all match)."""
     data = plain(value)
     rows = []
     descriptions = field_descriptions(type(value))
@@ -880,6 +884,7 @@ def _flat(value: Any) -> bool:
 
 
 def capabilities_text(value: Any) -> list[str]:
+    """One line per capability set: ``bounding (3): CAP_AUDIT_WRITE CAP_KILL ...``."""
     data = plain(value)
     lines = []
     for name in CAPABILITY_SETS:
@@ -896,6 +901,7 @@ def _table_text(rows: list[list[str]]) -> list[str]:
 
 
 def mounts_text(value: Any) -> list[str]:
+    """The mounts as aligned columns: destination, type, source, options (in mount order)."""
     mounts = plain(value)
     rows = [[_cut(str(m.get("destination", "")), 50), str(m.get("type", "")), _cut(str(m.get("source", "")), 50),
              _cut(",".join(str(o) for o in m.get("options") or []), 70)] for m in mounts[:MAX_ITEMS * 2]]
@@ -985,6 +991,7 @@ def spec_html(spec: Any) -> str:
 
 
 def spec_text(spec: Any) -> str:
+    """A Spec as text: a line of key facts, then every part (YAML-like, bounded)."""
     facts = ", ".join(f"{k} {v}" for k, v in _spec_facts(spec) if v not in (None, ""))
     return "\n".join([f"{_type_name(spec)}: {facts}"] + node_text(spec, "", 1))
 
@@ -1018,6 +1025,7 @@ def _state_rows(state: Any, data: dict) -> str:
 
 
 def state_text(state: Any) -> str:
+    """The state as text: id and status, then the fields."""
     data = plain(state)
     head = f"{_type_name(state)}: {data.get('id')} {data.get('status')}"
     return "\n".join([head] + node_text(data, "state", 1))
@@ -1057,6 +1065,7 @@ def report_html(report: Any) -> str:
 
 
 def report_text(report: Any) -> str:
+    """``valid``, or one line per problem: ``<JSON path>: <rule broken>``."""
     problems = list(getattr(report, "problems", []) or [])
     source = getattr(report, "source", None) or "config"
     if not problems:
@@ -1071,6 +1080,7 @@ def report_text(report: Any) -> str:
 
 
 def problem_html(problem: Any) -> str:
+    """One problem: where (JSON path), the rule broken, the offending value."""
     path, message, value = _problem_parts(problem)
     rows = [("where", "JSON path of the offending value", f'<code class="pyoci-v">{_e(path or "(config)")}</code>', ""),
             ("rule", "the rule it breaks and what to do", _e(_cut(message, 600)), "")]
@@ -1080,6 +1090,7 @@ def problem_html(problem: Any) -> str:
 
 
 def problem_text(problem: Any) -> str:
+    """One problem as ``<type>: <JSON path>: <rule>`` (and the value)."""
     path, message, value = _problem_parts(problem)
     text = f"{_type_name(problem)}: {path or '(config)'}: {_cut(message, 400)}"
     if value is not None:
@@ -1238,6 +1249,7 @@ def run_result_html(result: Any) -> str:
 
 
 def run_result_text(result: Any) -> str:
+    """Exit status and command, then the first lines of stdout and stderr."""
     code = getattr(result, "returncode", None)
     lines = [f"{_type_name(result)}: exit {code}" + (f", args {_cut(_args_of(result), 120)}" if _args_of(result) else "")]
     for name in ("stdout", "stderr"):
@@ -1289,6 +1301,7 @@ def container_html(container: Any) -> str:
 
 
 def container_text(container: Any) -> str:
+    """A container as text: id, status, pid, then its state."""
     state, error = _container_state(container)
     cid = getattr(container, "id", None)
     if state is None:
@@ -1366,6 +1379,7 @@ def bundle_html(bundle: Any) -> str:
 
 
 def bundle_text(bundle: Any) -> str:
+    """A bundle as text: path, rootfs top level, validation, then the config."""
     path = getattr(bundle, "path", None)
     lines = [f"{_type_name(bundle)}: {path}"]
     try:
@@ -1420,6 +1434,7 @@ def probe_html(result: Any) -> str:
 
 
 def probe_text(result: Any) -> str:
+    """The host probe as text: the verdict, one line per check, why and fix under failures."""
     checks = list(getattr(result, "checks", []) or [])
     try:
         summary = result.summary()

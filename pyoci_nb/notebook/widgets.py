@@ -152,6 +152,7 @@ class Binding:
 
     # subclasses define: _read_widget() -> comparable snapshot, _fill(data), _store(data)
     def load(self, data: dict) -> None:
+        """Fill the widgets from config ``data`` and take their values as the baseline."""
         self._fill(data)
         self._loaded = self._read_widget()
 
@@ -160,13 +161,16 @@ class Binding:
         self._loaded = self._read_widget()
 
     def changed(self) -> bool:
+        """True when the user changed the widgets since ``load``/``accept``."""
         return self._read_widget() != self._loaded
 
     def write(self, data: dict) -> None:
+        """Put the widgets' value into config ``data`` when changed (``FieldError`` if invalid)."""
         if self.changed():
             self._store(data)
 
     def show(self, messages: list[str]) -> None:
+        """Show ``messages`` (validation problems) beside the field; none clears it."""
         if messages:
             items = "".join(f"<div>&#9888; {html.escape(m)}</div>" for m in messages)
             self.message.value = f'<div style="color:var(--jp-error-color1,#cf222e);font-size:12px">{items}</div>'
@@ -302,6 +306,7 @@ class RowsBinding(Binding):
         self.key = tuple(path.split("."))
 
     def add_row(self, entry: dict, *, notify: bool = False) -> None:
+        """Append a row for ``entry``; ``notify`` applies the form (the add button does)."""
         cells = []
         for key, make, to_widget, _ in self.columns:
             cell = make()
@@ -320,6 +325,7 @@ class RowsBinding(Binding):
             self.on_rows_changed()
 
     def remove_row(self, record) -> None:
+        """Remove a row (its trash button) and apply the form."""
         self.rows = [r for r in self.rows if r is not record]
         self.rows_box.children = [r for _, _, r in self.rows]
         self.on_rows_changed()
@@ -447,7 +453,7 @@ class SpecEditor(widgets.VBox):
             ("process", self._process_tab()),
             ("root/host", self._root_tab()),
             ("caps", self._capabilities_tab()),
-            ("namespace", self._namespaces_tab()),
+            ("ns", self._namespaces_tab()),
             ("mounts", self._mounts_tab()),
             ("rlimits", self._rlimits_tab()),
             ("paths", self._paths_tab()),
@@ -1020,6 +1026,7 @@ class ContainerPanel(widgets.VBox):
             thread.join(timeout=self.interval + 5)
 
     def close(self) -> None:
+        """Stop the auto-refresh thread and close the widgets."""
         self._stop_thread()
         super().close()
 

@@ -237,19 +237,24 @@ class Container:
 
     @property
     def pid(self) -> int:
-        """The host pid of the container's init (0 once stopped)."""
+        """The host pid of the container's init (runtime.md: REQUIRED when created or
+        running; 0 once stopped)."""
         return self.state()["pid"]
 
     @property
     def status(self) -> str:
+        """creating, created, running, paused or stopped -- derived from the init process,
+        the exec FIFO and the cgroup freezer, never trusted from the saved file."""
         return derive_status(self._record(), self._dir)
 
     @property
     def bundle(self) -> str:
+        """The absolute path of the container's bundle (runtime.md state ``bundle``)."""
         return self._record()["bundle"]
 
     @property
     def config(self) -> dict:
+        """The config.json the container was created from (a plain dict)."""
         return self._record()["config"]
 
     def state(self) -> dict:
@@ -958,10 +963,13 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
     import tempfile
 
     work = None
-    if args is not None:
-        # a private bundle view: same rootfs, config with args replaced
-        config = load_config(bundle)
-        config.setdefault("process", {})["args"] = list(args)
+    config = load_config(bundle)
+    if args is not None or (config.get("process") or {}).get("terminal"):
+        # a private bundle view: same rootfs, config with args replaced and no terminal (the
+        # output is captured or inherited, never a pty: runc spec's default terminal: true
+        # would otherwise need a console socket)
+        if args is not None:
+            config.setdefault("process", {})["args"] = list(args)
         config["process"]["terminal"] = False
         rootfs = (config.get("root") or {}).get("path", "rootfs")
         config["root"]["path"] = os.path.join(bundle, rootfs)
@@ -1000,7 +1008,7 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
             code = container.wait()
         finally:
             container.delete(force=True)
-        result_args = list(args) if args is not None else load_config(bundle)["process"]["args"]
+        result_args = list(args) if args is not None else config["process"]["args"]
         return CompletedContainer(result_args, code, stdout, stderr, id=container.id)
     finally:
         for fd in pipes:

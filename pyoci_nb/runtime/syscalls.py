@@ -3,12 +3,12 @@
 Every function raises ``OSError(errno, strerror, path)`` on failure, exactly like ``os.*``, so
 callers (and tests) see the kernel's answer unchanged.  Nothing here decides policy: the
 runtime spec's rules live in ``namespaces.py``, ``mounts.py`` and ``process.py``.
-Standard library only (CLI fast path); libc is loaded once, on first use.
+Standard library only (CLI fast path); ctypes and libc are loaded on first use, so commands
+that make no system call of their own (state, kill, delete, list) never import ctypes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 # --- constants from <sched.h>, <sys/mount.h>, <linux/prctl.h>, <linux/capability.h> --------
@@ -96,6 +96,8 @@ def libc():
     """libc, loaded once with errno capture."""
     global _libc
     if _libc is None:
+        import ctypes
+
         _libc = ctypes.CDLL("libc.so.6", use_errno=True)
         _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                 ctypes.c_ulong, ctypes.c_char_p)
@@ -116,6 +118,8 @@ def _syscall_number(name: str) -> int:
 
 def _check(result: int, what: str, path: str | None = None) -> int:
     if result < 0:
+        import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {errno_text(err)}", path)
     return result
@@ -174,6 +178,8 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool = True) -> None:
     """mount_setattr(2) on ``path`` (and every mount below it when ``recursive``)."""
+    import ctypes
+
     class MountAttr(ctypes.Structure):
         _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                     ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
@@ -223,19 +229,27 @@ def keyctl_join_session_keyring(name: str | None) -> int:
                                  _b(name)), "keyctl")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+def _cap_structs():
+    """(header, data[2]) ctypes types of capget/capset (built on first use)."""
+    import ctypes
 
+    class CapHeader(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    class CapData(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    return CapHeader, CapData * 2
 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:
     """capget(2): (effective, permitted, inheritable) as 64-bit masks."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
-    data = (_CapData * 2)()
+    import ctypes
+
+    header_type, data_type = _cap_structs()
+    header = header_type(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = data_type()
     _check(libc().syscall(_syscall_number("capget"), ctypes.byref(header), data), "capget")
     return tuple(data[0].__getattribute__(f) | (data[1].__getattribute__(f) << 32)
                  for f in ("effective", "permitted", "inheritable"))  # type: ignore[return-value]
@@ -243,8 +257,11 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """capset(2) for the calling thread; masks are 64-bit (capability n is bit n)."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
+    import ctypes
+
+    header_type, data_type = _cap_structs()
+    header = header_type(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = data_type()
     for i in (0, 1):
         data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF

@@ -127,6 +127,9 @@ def test_cpu_quota_period_shares_and_cpuset_in_the_files(cgroup_parent):
     assert read("cpuset", c, "cpuset.cpus") == "0"
     if os.path.exists(os.path.join(v1_dir("cpu", c), "cpu.cfs_burst_us")):
         assert read("cpu", c, "cpu.cfs_burst_us") == "1000"
+    if os.path.exists(os.path.join(v1_dir("cpu", c), "cpu.idle")):
+        manager.set({"cpu": {"idle": 1}})
+        assert read("cpu", c, "cpu.idle") == "1"
     # a smaller period whose old quota would not fit is retried after the quota (runc's order)
     manager.set({"cpu": {"quota": 5000, "period": 10000}})
     assert (read("cpu", c, "cpu.cfs_quota_us"), read("cpu", c, "cpu.cfs_period_us")) == ("5000", "10000")
@@ -318,3 +321,19 @@ def test_destroy_refuses_while_processes_live_then_succeeds(cgroup_parent, held)
     manager.destroy()   # the same manager retries what it could not remove
     for mount in LAYOUT.hierarchies():
         assert not os.path.exists(os.path.join(mount.mountpoint, cgroup_parent.lstrip("/")))
+
+
+def test_realtime_budget(cgroup_parent):
+    manager = make(cgroup_parent)
+    c = cgroup_parent + "/c"
+    if not os.path.exists(os.path.join(v1_dir("cpu", c), "cpu.rt_runtime_us")):
+        with pytest.raises(UnsupportedError):
+            manager.set({"cpu": {"realtimeRuntime": 1000}})
+        return
+    manager.set({"cpu": {"realtimePeriod": 500000}})
+    assert read("cpu", c, "cpu.rt_period_us") == "500000"
+    # the new parent has no RT budget to hand out: the error says where the budget comes from
+    with pytest.raises(SetupError) as info:
+        manager.set({"cpu": {"realtimeRuntime": 1000}})
+    assert info.value.where.endswith("/cpu.rt_runtime_us")
+    assert "parent" in info.value.why

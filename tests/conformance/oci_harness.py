@@ -274,6 +274,18 @@ def leftovers(runtime: Runtime, container_id: str, bundle: Path) -> list[str]:
     return found
 
 
+def assert_nothing_left(box: "Box", grace: float = 3.0) -> None:
+    """``leftovers`` must come back empty; a killed process may take a moment to be reaped
+    by the kernel, so it is polled for up to ``grace`` seconds before failing."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = leftovers(box.runtime, box.id, box.bundle)
+        if not found or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert found == [], "left behind: " + "; ".join(found)
+
+
 def host_ns(name: str, pid: int | str = "self") -> str:
     """``readlink /proc/<pid>/ns/<file>``, e.g. ``net:[4026531840]``."""
     return os.readlink(f"/proc/{pid}/ns/{NS_FILE.get(name, name)}")

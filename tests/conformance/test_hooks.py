@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from oci_harness import host_ns, leftovers
+from oci_harness import assert_nothing_left, host_ns
 
 HOST_BUSYBOX = "/usr/bin/busybox"
 RECORD = r"""B=$BUSYBOX
@@ -146,7 +146,7 @@ def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(box, hook_l
     box.add_hook("poststop", recording_hook(hook_log, "poststop"))
     proc = box.create(check=False)
     assert proc.returncode != 0
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_failing_poststop_hook_only_warns(box, hook_log):
@@ -158,7 +158,7 @@ def test_failing_poststop_hook_only_warns(box, hook_log):
     box.runtime.wait_status(box.id, "stopped")
     proc = box.delete(check=False)
     assert proc.returncode == 0, f"a failing poststop hook failed delete: {proc.stderr}"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 @pytest.mark.runc_divergent  # runc 1.1 stops at the first failing poststop hook
@@ -185,4 +185,4 @@ def test_hook_timeout_is_honored(box, hook_log):
     while Path(f"/proc/{hook_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{hook_pid}").exists(), "the timed-out hook is still running"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from oci_harness import NS_FILE, host_ns, leftovers
+from oci_harness import assert_nothing_left, host_ns
 
 LIFECYCLE_VERBS = [("state",), ("start",), ("kill", "KILL"), ("delete",), ("exec", "true"),
                    ("ps",), ("pause",), ("resume",)]
@@ -130,7 +130,7 @@ def test_delete_force_of_a_running_container(box):
     pid = box.start_sleeper()
     box.delete(force=True)
     assert wait_gone(pid)
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 @pytest.mark.runc_divergent  # runc 1.1 deletes a created container without --force
@@ -150,7 +150,7 @@ def test_delete_of_a_stopped_container_removes_everything(box):
     box.start()
     box.runtime.wait_status(box.id, "stopped")
     box.delete()
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 # --- kill -------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_run_passes_the_exit_status_through(box, script, status):
     box.remove_namespace("pid")
     proc = box.run("sh", "-c", script)
     assert proc.returncode == status, proc.stderr
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_run_passes_stdin(box):
@@ -390,7 +390,7 @@ def test_failed_create_logs_why_and_leaves_nothing(box, tmp_path, problem):
     assert proc.returncode != 0, f"create accepted a {problem}"
     message = last_error(log)
     assert expected in message, f"the last error line does not say what failed: {message!r}"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_run_with_a_missing_binary_fails_and_leaves_nothing(box, tmp_path):
@@ -398,7 +398,7 @@ def test_run_with_a_missing_binary_fails_and_leaves_nothing(box, tmp_path):
     proc = box.run("/no/such/binary", global_flags=("--log", str(log), "--log-format", "json"))
     assert proc.returncode != 0
     assert "/no/such/binary" in last_error(log)
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_log_format_text(box, tmp_path):

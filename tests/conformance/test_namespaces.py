@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from oci_harness import NS_FILE, host_ns, leftovers
+from oci_harness import NS_FILE, assert_nothing_left, host_ns
 
 # The namespaces runc's default config creates (user/time need more config, see below).
 DEFAULT_NS = ("pid", "network", "ipc", "uts", "mount")
@@ -52,7 +52,7 @@ def test_hostname_without_uts_namespace_is_refused(box):
     box.config["hostname"] = "box"
     proc = box.run("true")
     assert proc.returncode != 0, "hostname set without a private uts namespace"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_user_namespace_with_mappings(box):
@@ -87,4 +87,4 @@ def test_namespace_path_of_the_wrong_type_is_refused(box, netns):
     box.set_namespace("uts", path=netns)  # a network namespace file given as the uts namespace
     proc = box.run("true")
     assert proc.returncode != 0, "a net namespace was accepted as a uts namespace"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oci_harness import capability_mask, leftovers, parse_limits, parse_status
+from oci_harness import assert_nothing_left, capability_mask, parse_limits, parse_status
 
 CAP_FIELDS = {"bounding": "CapBnd", "effective": "CapEff", "permitted": "CapPrm",
               "inheritable": "CapInh", "ambient": "CapAmb"}
@@ -162,4 +162,4 @@ def test_sysctl_without_its_namespace_is_refused(box, sysctl, namespace):
     proc = box.run("true")
     assert proc.returncode != 0, f"{sysctl} accepted without a {namespace} namespace"
     assert path.read_text() == host_value, "the host's sysctl was changed"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)

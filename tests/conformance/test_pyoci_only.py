@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from oci_harness import leftovers
+from oci_harness import assert_nothing_left
 
 pytestmark = pytest.mark.pyoci_only
 
@@ -22,7 +22,7 @@ def test_python_run_captures_output_input_and_status(box):
     assert result.returncode == 3
     assert result.stdout == b"out:hi\n"
     assert result.stderr == b"err\n"
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_python_container_and_cli_share_state(box):
@@ -41,7 +41,7 @@ def test_python_container_and_cli_share_state(box):
         assert container.state()["status"] == "stopped"
     finally:
         container.delete(force=True)
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)
 
 
 def test_config_error_names_the_json_path(box, tmp_path):
@@ -53,4 +53,4 @@ def test_config_error_names_the_json_path(box, tmp_path):
     errors = [json.loads(l)["msg"] for l in log.read_text().splitlines() if '"error"' in l]
     assert "process.capabilities." in errors[-1] and "[1]" in errors[-1], errors[-1]
     assert "CAP_NOT_A_CAPABILITY" in errors[-1]
-    assert leftovers(box.runtime, box.id, box.bundle) == []
+    assert_nothing_left(box)

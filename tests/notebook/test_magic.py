@@ -380,6 +380,7 @@ def test_interrupt_kills_the_container_and_leaves_nothing_behind(kernel, clean_a
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=20)  # sleep 100 would take 100 s
     assert not run.ok and run.error["ename"] == "KeyboardInterrupt"
+    assert run.error["traceback"] == ["KeyboardInterrupt: the container was killed and removed"]
     assert gone(pid_ns)
     assert state_entries(kernel.magic_root) == []
     assert bundle_entries(kernel.magic_root) == []

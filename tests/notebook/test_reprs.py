@@ -452,3 +452,58 @@ def test_probe_result_lists_checks_with_why_and_fix():
     assert lines[0] == f"ProbeResult: {result.summary()}"
     assert "      why: EINVAL <rootfs>" in lines and "      fix: use --no-pivot" in lines
     assert result._repr_html_() == markup
+
+
+# ----------------------------------------------------------------------------- bundle, container, run
+def test_bundle_repr_shows_rootfs_config_and_validation(busybox_bundle):
+    from pyoci_nb.bundle import Bundle
+
+    bundle = Bundle(busybox_bundle)
+    markup = html_repr(bundle)
+    parse(markup)
+    text = visible_text(markup)
+    assert str(busybox_bundle) in text and "config valid" in text.replace("  ", " ")
+    for name in ("bin/", "etc/", "proc/"):
+        assert name in text
+    assert ">Spec</span>" in markup and "RLIMIT_NOFILE" in text
+    lines = text_repr(bundle).splitlines()
+    assert lines[0] == f"Bundle: {busybox_bundle}" and "  ValidationReport: config.json: valid" in lines
+    config = json.loads((busybox_bundle / "config.json").read_text())
+    config["process"]["cwd"] = "not/absolute"
+    (busybox_bundle / "config.json").write_text(json.dumps(config))
+    broken = Bundle(busybox_bundle)
+    text = visible_text(html_repr(broken))
+    assert "1 problem" in text and "process.cwd" in text and "config.json unreadable" in text
+    assert "process.cwd" in text_repr(broken)
+
+
+@pytest.mark.root
+def test_container_repr_lights_its_status_and_reads_its_namespaces(busybox_bundle, state_root, container_id):
+    from pyoci_nb.runtime.container import Container
+
+    container = Container.create(str(busybox_bundle), id=container_id, root=str(state_root))
+    markup = html_repr(container)
+    parse(markup)
+    pid = container.state()["pid"]
+    assert re.findall(r'class="pyoci-svg-lit"[^>]*/><text [^>]*>([a-z]+)<', markup) == ["created"]
+    for name in ("pid", "net", "mnt", "ipc", "uts"):  # the default config's namespaces: new ones
+        inode = re.search(r"\[(\d+)\]", os.readlink(f"/proc/{pid}/ns/{name}")).group(1)
+        assert f">inode {inode}</text>" in markup
+    user_inode = re.search(r"\[(\d+)\]", os.readlink("/proc/self/ns/user")).group(1)
+    assert f">shared  inode {user_inode}</text>" in markup  # no user namespace: the host's
+    assert text_repr(container).splitlines()[0] == f"Container {container_id}: created, pid {pid}"
+    assert container._repr_html_() == markup
+    container.delete(force=True)
+    assert "state unavailable" in html_repr(container)
+
+
+@pytest.mark.root
+def test_run_result_repr_of_a_real_container(busybox_bundle, state_root, container_id):
+    from pyoci_nb.runtime.container import run
+
+    result = run(str(busybox_bundle), ["sh", "-c", "echo from-inside; echo oops >&2; exit 3"],
+                 id=container_id, root=str(state_root), capture_output=True)
+    text = visible_text(html_repr(result))
+    assert "exit 3" in text and "from-inside" in text and "oops" in text and container_id in text
+    assert text_repr(result).splitlines()[0].startswith(f"{type(result).__name__}: exit 3, args sh -c")
+    assert result._repr_html_() == html_repr(result)

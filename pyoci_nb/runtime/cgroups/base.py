@@ -227,15 +227,18 @@ def make_dirs(path: str) -> list[str]:
     return created
 
 
-def wait_until_empty(list_pids, timeout: float = 2.0) -> None:
-    """Give exiting processes ``timeout`` seconds to leave the cgroup (``list_pids()`` empty)."""
+def wait_until_empty(list_pids, timeout: float = 2.0) -> bool:
+    """Give exiting processes ``timeout`` seconds to leave the cgroup; True once
+    ``list_pids()`` is empty."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             if not list_pids():
-                return
+                return True
         except OSError:
-            return
+            return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.01)
 
 

@@ -405,7 +405,12 @@ def attach_program(directory: str, state: DeviceRules) -> None:
                                     "CONFIG_CGROUP_BPF and CAP_SYS_ADMIN (CAP_BPF)") from None
     cgroup_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        old = attached_programs(cgroup_fd)
+        try:
+            old = attached_programs(cgroup_fd)
+        except OSError as exc:
+            raise SetupError("cannot query the cgroup's device programs", where=directory,
+                             why=f"bpf(BPF_PROG_QUERY, BPF_CGROUP_DEVICE) failed: {exc}",
+                             hint="the directory must be a cgroup2 cgroup") from None
         try:
             _bpf(BPF_PROG_ATTACH, struct.pack("<IIIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE,
                                               BPF_F_ALLOW_MULTI, 0).ljust(32, b"\0"))

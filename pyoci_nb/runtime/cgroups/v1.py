@@ -118,10 +118,10 @@ class V1Manager(CgroupManager):
 
     def destroy(self) -> None:
         """Remove the cgroups created here, in every hierarchy (each leaf retried on EBUSY)."""
-        base.wait_until_empty(self.pids)
+        retry = 0.5 if base.wait_until_empty(self.pids) else 0.0   # EBUSY lags the last exit
         left = []
         for key in list(self.created):
-            left += base.remove_dirs(self.created[key])
+            left += base.remove_dirs(self.created[key], retry)
             if not any(d in left for d in self.created[key]):
                 del self.created[key]
         if self.unified is not None:
@@ -420,7 +420,15 @@ class V1Manager(CgroupManager):
         if rt_period:
             write_file(directory, "cpu.rt_period_us", rt_period, f"{where}.realtimePeriod")
         if rt_runtime:
-            write_file(directory, "cpu.rt_runtime_us", rt_runtime, f"{where}.realtimeRuntime")
+            try:
+                write_file(directory, "cpu.rt_runtime_us", rt_runtime, f"{where}.realtimeRuntime")
+            except SetupError as exc:
+                parent = os.path.dirname(directory)
+                raise SetupError(exc.what, where=exc.where,
+                                 why=f"{exc.why}; the realtime budget of a cgroup comes out of its "
+                                     f"parent's ({parent}/cpu.rt_runtime_us = "
+                                     f"{read_int(parent, 'cpu.rt_runtime_us', 0)})",
+                                 hint="give the parent cgroups enough cpu.rt_runtime_us first") from None
         if idle is not None:
             write_file(directory, "cpu.idle", idle, f"{where}.idle")
 

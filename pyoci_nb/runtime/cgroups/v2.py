@@ -164,8 +164,8 @@ class V2Manager(CgroupManager):
 
     def destroy(self) -> None:
         """Remove the cgroups this manager created (the leaf retried briefly on EBUSY)."""
-        base.wait_until_empty(self.pids)
-        left = base.remove_dirs(self.created)
+        retry = 0.5 if base.wait_until_empty(self.pids) else 0.0   # EBUSY lags the last exit
+        left = base.remove_dirs(self.created, retry)
         if left:
             pids = base.procs_recursive(left[-1]) if os.path.isdir(left[-1]) else []
             raise SetupError("cannot remove the container's cgroup", where=left[0],
