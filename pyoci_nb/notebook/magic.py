@@ -1195,7 +1195,7 @@ class ContainerMagics(Magics):
                 status, pid = state.get("status", "unknown"), state.get("pid", 0)
             except ValueError:
                 status, pid = f"unknown ({completed.stderr.strip()[:80]})", 0
-            rows.append((name, status, str(pid), container.rootfs_kind,
+            rows.append((name, container.id, status, str(pid), container.rootfs_kind,
                          time.strftime("%H:%M:%S", time.localtime(container.created)), str(container.cells)))
         return ContainerTable(rows, str(self.session.state_root) if self.session.dir else "")
 
@@ -1232,7 +1232,7 @@ class _JsonText:
 class ContainerTable:
     """``%containers``: the named containers of this kernel and their state."""
 
-    HEADERS = ("name", "status", "pid", "rootfs", "created", "cells")
+    HEADERS = ("name", "id", "status", "pid", "rootfs", "created", "cells")
 
     def __init__(self, rows: list[tuple[str, ...]], state_root: str):
         self.rows = rows

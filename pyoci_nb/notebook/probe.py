@@ -215,7 +215,7 @@ def _cgroup_probe_dir() -> tuple[str, str, str]:
         parent = "/sys/fs/cgroup" + (own if own != "/" else "")
         if os.geteuid() == 0:
             parent = "/sys/fs/cgroup"
-        return "cgroup v2", parent, "cgroup.type"
+        return "cgroup v2", parent, ""  # the file is chosen once the cgroup exists
     for controller in ("pids", "memory", "cpu,cpuacct", "cpu"):
         parent = f"/sys/fs/cgroup/{controller}"
         if os.path.isdir(parent):
@@ -234,8 +234,14 @@ def _check_cgroups(scratch, report_fd):
     except OSError as exc:
         raise _StepFailed(f"mkdir {path}", exc.errno) from None
     try:
-        value = {"pids.max": "max", "memory.limit_in_bytes": "-1", "cpu.shares": "1024",
-                 "cgroup.type": "domain"}[target]
+        if not target:  # cgroup v2: a limit file of a controller the parent enables for children
+            target = next((name for name in ("pids.max", "memory.max", "cpu.max")
+                           if os.path.exists(os.path.join(path, name))), "")
+            if not target:
+                raise _StepFailed(f"find pids.max, memory.max or cpu.max in {path} (no controller is "
+                                  f"enabled in {parent}/cgroup.subtree_control)", errno_module.ENOENT)
+        value = {"pids.max": "max", "memory.max": "max", "cpu.max": "max",
+                 "memory.limit_in_bytes": "-1", "cpu.shares": "1024"}[target]
         _write(os.path.join(path, target), value, f"write {target} in {path}")
     finally:
         os.rmdir(path)
@@ -373,6 +379,9 @@ def _explain(name: str, outcome: dict, context: dict) -> tuple[str, str]:
             return (f"{what}: an unprivileged user may only write a cgroup delegated to it (cgroup v2)",
                     "run as root, or from a delegated cgroup (systemd-run --user --scope -p Delegate=yes); "
                     "containers still run without --memory/--pids/--cpus")
+        if err == errno_module.ENOENT and "subtree_control" in step:
+            return (what, "enable controllers for child cgroups: echo '+pids +memory +cpu' > "
+                          "<parent>/cgroup.subtree_control; containers still run without limits")
         if err == errno_module.ENOENT:
             return (f"{what}: no cgroup hierarchy is mounted under /sys/fs/cgroup",
                     "mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup)")

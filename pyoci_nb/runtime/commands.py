@@ -59,6 +59,13 @@ def delete_command(args) -> int:
         Container.load(args.container_id, args.root).delete(force=args.force)
     except ContainerNotFound:
         if args.force:
+            from pyoci_nb.runtime.state import StateDir
+
+            stale = StateDir(args.root, args.container_id)
+            if os.path.isdir(stale.path):  # a runtime killed before it wrote state.json
+                with stale.lock():
+                    if not stale.exists():
+                        stale.remove()
             return 0
         raise
     return 0

@@ -22,7 +22,6 @@ import json
 import os
 import time
 
-from pyoci_nb import OCI_VERSION
 from pyoci_nb.errors import (ConfigError, ContainerError, ContainerExists, ContainerNotFound,
                              InvalidState, PyociError, SetupError)
 from pyoci_nb.runtime import hooks, log, namespaces, process
@@ -423,10 +422,8 @@ class Container:
             if pid_file:
                 _write_file_atomic(os.path.abspath(pid_file), str(init_pid))
             log.debug("container created", id=self.id, pid=init_pid)
-        except BaseException as exc:
+        except BaseException:
             self._teardown_failed_create(record, cgroup, ipid, init_pid, config, hook_failed)
-            if isinstance(exc, PyociError) and not isinstance(exc, ConfigError) and "create" not in str(exc)[:20]:
-                raise
             raise
         finally:
             for fd in fds_to_close:
@@ -575,10 +572,7 @@ class Container:
         """runtime.md "Delete": remove what create made (an error unless ``stopped``; with
         ``force`` the processes are killed first).  Runs ``poststop`` hooks (failures are
         warnings), removes the cgroup and the state directory."""
-        try:
-            self._dir.lock()
-        except ContainerNotFound:
-            raise
+        self._dir.lock()
         try:
             record = self._record()
             self._reap(record)
@@ -1039,8 +1033,6 @@ def _communicate(container: Container, stdin_w, input, out_r, err_r, timeout, pi
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             break
-        if not readers and writers:
-            pass
         ready_r, ready_w, _ = select.select(readers, writers, [], remaining if remaining is not None else 1.0)
         for fd in ready_r:
             data = os.read(fd, 65536)
@@ -1058,10 +1050,6 @@ def _communicate(container: Container, stdin_w, input, out_r, err_r, timeout, pi
                 os.close(fd)
                 pipes.remove(fd)
                 writers.remove(fd)
-        if not readers and not writers:
-            break
-        if not ready_r and not ready_w and not readers and deadline is None:
-            break
     if deadline is not None:
         try:
             container.wait(timeout=max(0.0, deadline - time.monotonic()))

@@ -12,7 +12,6 @@ Requests are served one at a time; the client serializes them with a lock.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 

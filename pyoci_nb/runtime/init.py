@@ -289,7 +289,8 @@ def preload_modules(config: dict) -> None:
 
     sc.libc()
     sc.last_capability()
-    if (config.get("hooks") or {}).get("startContainer"):
+    hooks_config = config.get("hooks") or {}
+    if hooks_config.get("startContainer") or hooks_config.get("createContainer"):
         import subprocess  # noqa: F401
         import selectors  # noqa: F401
 

@@ -100,8 +100,15 @@ def set_rlimits(process: dict) -> None:
     import resource
 
     for rlimit in process.get("rlimits") or []:
-        with Step(f"setting rlimit {rlimit['type']}"):
-            resource.setrlimit(_RLIMITS[rlimit["type"]], (rlimit["soft"], rlimit["hard"]))
+        number = _RLIMITS[rlimit["type"]]
+        wanted = (rlimit["soft"], rlimit["hard"])
+        with Step(f"setting rlimit {rlimit['type']} to soft {wanted[0]}, hard {wanted[1]}"):
+            try:
+                resource.setrlimit(number, wanted)
+            except ValueError:  # Python's word for EPERM here
+                current = resource.getrlimit(number)[1]
+                raise OSError(1, "setrlimit: EPERM (raising the hard limit above the current "
+                                 f"{current} needs CAP_SYS_RESOURCE, which this runtime does not have)") from None
 
 
 def _mask(names) -> int:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 
 from pyoci_nb.runtime.cgroups import detect_layout, manager_from_state
 
-from conftest import pyoci_command  # tests/conftest.py (tests/ is on sys.path)
 
 LAYOUT = detect_layout()
+PYOCI = [sys.executable, "-m", "pyoci_nb"]   # this checkout's CLI (the tests read its state.json)
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.environ.get("PYOCI_TEST_RUNTIME") is not None,
                                  reason="reads pyoci's own state.json")]
@@ -26,7 +27,7 @@ def pyoci(root, *args, check=True, input=None, timeout=60) -> subprocess.Complet
     import tempfile
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        result = subprocess.run(pyoci_command() + ["--root", str(root), *args], input=input,
+        result = subprocess.run(PYOCI + ["--root", str(root), *args], input=input,
                                 stdout=out, stderr=err, text=True, timeout=timeout)
         out.seek(0)
         err.seek(0)
@@ -91,7 +92,7 @@ def test_memory_limit_oom_kill_is_seen_and_cgroups_go_with_delete(busybox_bundle
     try:
         assert int(cgroup_file("memory", path, "memory.limit_in_bytes" if "memory" in LAYOUT.v1
                                else "memory.max")) == 16 << 20
-        events = subprocess.Popen(pyoci_command() + ["--root", str(state_root), "events",
+        events = subprocess.Popen(PYOCI + ["--root", str(state_root), "events",
                                                      "--interval", "10s", container_id],
                                   stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)   # let events register for OOM notifications
@@ -189,7 +190,7 @@ def test_pause_freezes_a_counter_and_resume_restarts_it(busybox_bundle, state_ro
               ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; done"])
     output = tmp_path / "counter.out"
     with open(output, "w") as out:
-        subprocess.run(pyoci_command() + ["--root", str(state_root), "create", "--bundle",
+        subprocess.run(PYOCI + ["--root", str(state_root), "create", "--bundle",
                                           str(busybox_bundle), container_id],
                        stdout=out, stderr=out, check=True, timeout=60)
     try:
@@ -230,7 +231,7 @@ def test_events_stats_json(busybox_bundle, state_root, container_id, cgroup_pare
         assert data["memory"]["usage"]["limit"] == 64 << 20
         assert data["cpu"]["usage"]["total"] > 0
         assert data["pids"]["current"] >= 1 and data["pids"]["limit"] == 50
-        stream = subprocess.Popen(pyoci_command() + ["--root", str(state_root), "events",
+        stream = subprocess.Popen(PYOCI + ["--root", str(state_root), "events",
                                                      "--interval", "200ms", container_id],
                                   stdout=subprocess.PIPE, text=True)
         try:

@@ -48,7 +48,10 @@ class Runtime:
             try:
                 child.communicate(input.encode() if input is not None else None, timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                try:
+                    os.killpg(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 child.wait()
                 raise
             out.seek(0)

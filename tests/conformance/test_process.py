@@ -4,7 +4,10 @@ Read back from /proc/self/{status,limits,oom_score_adj} and busybox inside the c
 
 from __future__ import annotations
 
+import array
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,86 @@ def test_sysctl_without_its_namespace_is_refused(box, sysctl, namespace):
     assert proc.returncode != 0, f"{sysctl} accepted without a {namespace} namespace"
     assert path.read_text() == host_value, "the host's sysctl was changed"
     assert_nothing_left(box)
+
+
+def test_seccomp_errno_rule(box):
+    """linux.seccomp: a rule returning an errno makes exactly those syscalls fail."""
+    box.config["root"]["readonly"] = False
+    box.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
+    proc = box.run("sh", "-c", "touch /file-ok && echo touched; mkdir /dir-refused")
+    assert "touched" in proc.stdout
+    assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
+    assert not (box.rootfs / "dir-refused").exists()
+
+
+def test_console_socket_receives_the_pty(box, tmp_path):
+    """process.terminal with --console-socket: the runtime sends the pty master over the
+    AF_UNIX socket (SCM_RIGHTS); the process's stdio is the pty's slave side."""
+    socket_path = str(tmp_path / "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(socket_path)
+    server.listen(1)
+    server.settimeout(30)
+    master = None
+    try:
+        box.args("sh", "-c", "tty; echo hello-from-the-pty")
+        box.config["process"]["terminal"] = True
+        box.save()
+        box.runtime("create", "--bundle", box.bundle, "--console-socket", socket_path, box.id, check=True)
+        conn, _ = server.accept()
+        with conn:
+            fds = array.array("i")
+            _msg, ancdata, _flags, _addr = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:fds.itemsize])
+        assert len(fds) == 1, "no file descriptor received on the console socket"
+        master = fds[0]
+        assert "ptmx" in os.readlink(f"/proc/self/fd/{master}"), "not a pty master"
+        box.start()
+        output = b""
+        deadline = time.monotonic() + 10
+        while b"hello-from-the-pty" not in output and time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the slave side closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        text = output.decode(errors="replace").replace("\r\n", "\n")
+        assert "hello-from-the-pty" in text
+        assert text.splitlines()[0].startswith("/dev/pts/"), text
+    finally:
+        server.close()
+        if master is not None:
+            os.close(master)
+
+
+def test_cgroup_resources_are_applied(box):
+    """linux.resources: the limits land in the container's cgroup (read on the host through
+    /proc/<pid>/cgroup) and are enforced (forks beyond pids.max fail)."""
+    box.config["linux"]["resources"]["memory"] = {"limit": 64 * 1024 * 1024}
+    box.config["linux"]["resources"]["pids"] = {"limit": 20}
+    box.config["linux"]["resources"]["cpu"] = {"shares": 512}
+    pid = box.start_sleeper()
+    cgroups = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):  # "" for the v2 line
+            cgroups[controller] = path
+    if "memory" in cgroups:  # cgroup v1 (this machine's layout)
+        base = Path("/sys/fs/cgroup")
+        assert (base / "memory" / cgroups["memory"].lstrip("/") / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+        assert (base / "pids" / cgroups["pids"].lstrip("/") / "pids.max").read_text().strip() == "20"
+        assert (base / "cpu" / cgroups["cpu"].lstrip("/") / "cpu.shares").read_text().strip() == "512"
+    else:  # cgroup v2
+        directory = Path("/sys/fs/cgroup") / cgroups[""].lstrip("/")
+        assert (directory / "memory.max").read_text().strip() == str(64 << 20)
+        assert (directory / "pids.max").read_text().strip() == "20"
+    proc = box.exec("sh", "-c", "for i in $(seq 40); do sleep 1 & done; wait")
+    assert "Resource temporarily unavailable" in proc.stderr, "40 forks succeeded under pids.max=20"

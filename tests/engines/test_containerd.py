@@ -111,7 +111,7 @@ def ctr(engine_runtime, busybox_rootfs):
 
 def test_ctr_run_prints_and_passes_exit_status(ctr):
     proc = ctr.run("--rm", IMAGE, "c-" + uuid.uuid4().hex[:8], "sh", "-c",
-                   "echo hello from containerd; grep NoNewPrivs /proc/self/status; exit 7")
+                   "echo hello from containerd; exit 7")
     assert proc.returncode == 7, proc.stderr
     assert proc.stdout.startswith("hello from containerd\n")
 

@@ -74,7 +74,7 @@ def podman(engine_runtime, busybox_rootfs):
 
 
 def test_podman_run_prints_and_passes_exit_status(podman):
-    proc = podman.run("--rm", IMAGE, "sh", "-c", "echo hello from $(hostname); cat /proc/self/status | grep NoNewPrivs; exit 7")
+    proc = podman.run("--rm", IMAGE, "sh", "-c", "echo hello from $(hostname); exit 7")
     out = proc.stdout.decode()
     assert proc.returncode == 7, proc.stderr.decode()
     assert out.startswith("hello from ")
