@@ -25,16 +25,22 @@ def runtime_executable() -> str | None:
 
 
 class HostPaths:
-    """Remember which of some host paths exist; ``cleanup()`` removes those created since
-    (engines create a few fixed host directories whatever their --root says).  Cgroup
-    directories are removed bottom-up with rmdir (the only way to remove a cgroup)."""
+    """Host paths an engine creates whatever its --root says, removed afterwards if they did
+    not exist before.
 
-    def __init__(self, paths: list[str]):
-        self.before = {p: os.path.lexists(p) for p in paths}
+    ``owned`` paths carry this test's unique name (its containerd namespace, its cgroup
+    parent): removed with everything in them (cgroups bottom-up with rmdir, the only way).
+    ``shared`` paths (``/run/containerd``, ``/var/lib/containers/cache``...) may be in use by
+    another engine run on the same machine: a directory is removed only once empty (a cgroup
+    only if nothing uses it), a file only if it appeared during the test."""
+
+    def __init__(self, owned: list[str], shared: list[str] = ()):
+        self.owned = {p: os.path.lexists(p) for p in owned}
+        self.shared = {p: os.path.lexists(p) for p in shared}
 
     def cleanup(self) -> list[str]:
         problems = []
-        for path, existed in self.before.items():
+        for path, existed in self.owned.items():
             if existed or not os.path.lexists(path):
                 continue
             try:
@@ -43,6 +49,24 @@ class HostPaths:
                         os.rmdir(dirpath)
                 elif os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except OSError as exc:
+                problems.append(f"{path}: {exc}")
+        for path in sorted(self.shared, key=len, reverse=True):  # deepest first
+            if self.shared[path] or not os.path.lexists(path):
+                continue
+            try:
+                if path.startswith("/sys/fs/cgroup/"):
+                    # a cgroup in use (processes or child groups) refuses rmdir: left alone
+                    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda t: -len(t[0])):
+                        try:
+                            os.rmdir(dirpath)
+                        except OSError:
+                            pass
+                elif os.path.isdir(path) and not os.path.islink(path):
+                    if not os.listdir(path):
+                        os.rmdir(path)
                 else:
                     os.unlink(path)
             except OSError as exc:

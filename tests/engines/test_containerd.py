@@ -70,9 +70,9 @@ def ctr(engine_runtime, busybox_rootfs):
     namespace = "pyoci-test-" + uuid.uuid4().hex[:8]
     # the runc shim keeps the runtime's --root and its sockets under /run/containerd whatever
     # containerd's own state dir is; ctr puts cgroups at /<namespace>/<id>
-    host = HostPaths(["/run/containerd", "/run/containerd/runc", "/run/containerd/s",
-                      "/run/containerd/fifo", f"/run/containerd/runc/{namespace}",
-                      *cgroup_dirs(namespace)])
+    host = HostPaths(owned=[f"/run/containerd/runc/{namespace}", *cgroup_dirs(namespace)],
+                     shared=["/run/containerd", "/run/containerd/runc", "/run/containerd/s",
+                             "/run/containerd/fifo"])
     (base / "config.toml").write_text(CONFIG.format(base=base))
     log = open(base / "containerd.log", "wb")
     daemon = subprocess.Popen(["containerd", "--config", str(base / "config.toml")],

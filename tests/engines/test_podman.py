@@ -55,9 +55,11 @@ def podman(engine_runtime, busybox_rootfs):
         pytest.skip("podman is not installed")
     base = Path(tempfile.mkdtemp(prefix="pyoci-pm-", dir="/tmp"))  # podman wants a runroot < 50 chars
     cgroup_parent = "pyoci-podman-" + uuid.uuid4().hex[:8]
-    host = HostPaths(["/var/lib/containers", "/var/lib/containers/cache", "/run/containers", "/run/runc",
-                      "/run/libpod", "/sys/fs/cgroup/unified/libpod_parent",
-                      *cgroup_dirs("libpod_parent"), *cgroup_dirs(cgroup_parent)])
+    host = HostPaths(owned=cgroup_dirs(cgroup_parent),
+                     shared=["/var/lib/containers", "/var/lib/containers/cache",
+                             "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+                             "/run/containers", "/run/containers/networks", "/run/runc", "/run/libpod",
+                             *cgroup_dirs("libpod_parent")])
     p = Podman(base, engine_runtime, "/" + cgroup_parent)
     try:
         p("import", "-", IMAGE, input=rootfs_tarball(busybox_rootfs), check=True)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, pyoci
+from runtime_helpers import REPO, pyoci
 
 
 def test_features_is_valid_and_matches_the_implementation(runtime_spec_dir, tmp_path):

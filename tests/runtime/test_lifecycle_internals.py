@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, edit_config, leftovers, pyoci
+from runtime_helpers import REPO, edit_config, leftovers, pyoci
 
 pytestmark = pytest.mark.root
 

@@ -11,7 +11,7 @@ import pytest
 import pyoci_nb
 from pyoci_nb.errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState
 
-from conftest import edit_config, leftovers
+from runtime_helpers import edit_config, leftovers
 
 pytestmark = pytest.mark.root
 

@@ -66,6 +66,7 @@ class CgroupLayout:
 
     @property
     def mode(self) -> str:
+        """``unified``, ``hybrid``, ``legacy`` or ``none`` (no cgroup filesystem at all)."""
         if any(not c.startswith("name=") for c in self.v1):
             return "hybrid" if self.v2 else "legacy"
         return "unified" if self.v2 else "none"

@@ -123,6 +123,7 @@ def integer(obj: dict, key: str, where: str, *, minimum: int | None = None) -> i
 
 
 def boolean(obj: dict, key: str, where: str) -> bool | None:
+    """A boolean member (None when absent) with the JSON path in the error."""
     value = obj.get(key)
     if value is None:
         return None
@@ -133,6 +134,7 @@ def boolean(obj: dict, key: str, where: str) -> bool | None:
 
 
 def string(obj: dict, key: str, where: str) -> str | None:
+    """A string member (None when absent) with the JSON path in the error."""
     value = obj.get(key)
     if value is None:
         return None
@@ -357,6 +359,7 @@ class CgroupManager:
         raise NotImplementedError
 
     def to_state(self) -> dict:
+        """What state.json keeps of the manager (JSON-able); manager_from_state reads it back."""
         return {"driver": self.driver, "id": self.id, "cgroupsPath": self.cgroups_path,
                 "rootless": self.rootless, "resources": self.resources,
                 "impliedDevices": [r.to_json() for r in self.implied_devices]}
@@ -379,12 +382,14 @@ class NoCgroupManager(CgroupManager):
         self.init_pid: int | None = None
 
     def create(self) -> None:
-        pass
+        """Nothing to create: the container stays in the caller's cgroup."""
 
     def apply(self, pid: int) -> None:
+        """Remember the init's pid (the only process ps can name without a cgroup)."""
         self.init_pid = pid
 
     def set(self, resources: dict) -> None:
+        """Ignore linux.resources with a warning (runc's rootless behaviour)."""
         wanted = [k for k, v in (resources or {}).items() if v not in (None, {}, [])
                   and k != "devices"]
         if wanted:
@@ -393,9 +398,10 @@ class NoCgroupManager(CgroupManager):
         self.resources = dict(resources or {})
 
     def destroy(self) -> None:
-        pass
+        """Nothing was created, nothing to remove."""
 
     def freeze(self) -> None:
+        """Refused: freezing needs a cgroup of the container's own."""
         raise UnsupportedError("cannot pause the container", where=f"container {self.id!r}",
                                why=f"it has no cgroup of its own ({self.reason})",
                                hint="give the user a delegated cgroup (systemd: Delegate=yes)")
@@ -403,22 +409,27 @@ class NoCgroupManager(CgroupManager):
     thaw = freeze
 
     def frozen(self) -> bool:
+        """Never frozen: there is no freezer."""
         return False
 
     def pids(self) -> list[int]:
+        """The init's pid while it lives (children cannot be found without a cgroup)."""
         if self.init_pid and os.path.exists(f"/proc/{self.init_pid}"):
             return [self.init_pid]
         return []
 
     def stats(self) -> dict:
+        """An empty stats object (no cgroup to read)."""
         return self._event({"cpu": {"usage": {"kernel": 0, "user": 0}, "throttling": {}},
                             "memory": {"usage": {"limit": 0, "failcnt": 0}},
                             "pids": {}, "blkio": {}, "hugetlb": {}})
 
     def oom_killed(self) -> bool:
+        """Unknown without a memory cgroup: False."""
         return False
 
     def to_state(self) -> dict:
+        """The base state plus why there is no cgroup and the init's pid."""
         state = super().to_state()
         state.update(reason=self.reason, initPid=self.init_pid)
         return state

@@ -262,6 +262,7 @@ class OomWatch:
         return new
 
     def close(self) -> None:
+        """Stop watching (closes the eventfd / inotify fd)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None

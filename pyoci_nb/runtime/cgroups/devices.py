@@ -61,6 +61,7 @@ class DeviceRule:
         return f"{self.type} {major}:{minor} {self.access}"
 
     def to_json(self) -> dict:
+        """The rule as a linux.resources.devices entry (saved in state.json)."""
         out: dict = {"allow": self.allow, "type": self.type, "access": self.access}
         if self.major is not None:
             out["major"] = self.major
@@ -163,6 +164,7 @@ class DeviceRules:
 
     @classmethod
     def from_rules(cls, rules) -> "DeviceRules":
+        """The state after replaying ``rules`` in order on a new (deny-all) cgroup."""
         state = cls()
         for rule in rules:
             state.apply(rule)

@@ -56,6 +56,7 @@ class V1Manager(CgroupManager):
 
     # --- state -----------------------------------------------------------------------------
     def to_state(self) -> dict:
+        """The base state plus the per-hierarchy paths, what was created, and the cgroup2 half."""
         state = super().to_state()
         state.update(paths=self.paths, created=self.created,
                      unified=self.unified.to_state() if self.unified else None)
@@ -63,6 +64,7 @@ class V1Manager(CgroupManager):
 
     @classmethod
     def from_state(cls, saved: dict) -> "V1Manager":
+        """Rebuild from ``to_state()`` output."""
         from pyoci_nb.runtime.cgroups.devices import rule_from_spec
 
         unified = V2Manager.from_state(saved["unified"]) if saved.get("unified") else None
@@ -111,6 +113,7 @@ class V1Manager(CgroupManager):
             self.unified.create()
 
     def apply(self, pid: int) -> None:
+        """Write ``pid`` to cgroup.procs in every hierarchy (and the cgroup2 half)."""
         for directory in self.paths.values():
             base.move_pid(directory, pid)
         if self.unified is not None:
@@ -154,6 +157,7 @@ class V1Manager(CgroupManager):
             time.sleep(0.01)
 
     def thaw(self) -> None:
+        """freezer.state = THAWED, retried until the kernel reports THAWED."""
         directory = self.path("freezer")
         if directory is None:
             if self.unified is not None:
@@ -169,6 +173,7 @@ class V1Manager(CgroupManager):
             time.sleep(0.01)
 
     def frozen(self) -> bool:
+        """freezer.state is FROZEN (or FREEZING): the status is then paused."""
         directory = self.path("freezer")
         if directory is None:
             return self.unified.frozen() if self.unified is not None else False
@@ -179,6 +184,7 @@ class V1Manager(CgroupManager):
 
     # --- queries ---------------------------------------------------------------------------
     def pids(self) -> list[int]:
+        """cgroup.procs of the container's cgroup and its sub-cgroups (freezer hierarchy first)."""
         for controller in ("freezer", "pids", "memory", "devices", "cpu"):
             directory = self.path(controller)
             if directory is not None and os.path.isdir(directory):
@@ -189,6 +195,7 @@ class V1Manager(CgroupManager):
         return self.unified.pids() if self.unified is not None else []
 
     def oom_killed(self) -> bool:
+        """memory.oom_control reports ``oom_kill`` > 0."""
         directory = self.path("memory")
         if directory is None:
             return self.unified.oom_killed() if self.unified is not None else False
@@ -212,6 +219,7 @@ class V1Manager(CgroupManager):
         return event_fd
 
     def stats(self) -> dict:
+        """runc's ``events --stats`` object."""
         return self._event(self.stats_data())
 
     def stats_data(self) -> dict:
@@ -311,6 +319,7 @@ class V1Manager(CgroupManager):
         self.resources = resources
 
     def set_devices(self, rules) -> None:
+        """devices.allow/deny for the config's rules followed by the implied ones."""
         from pyoci_nb.runtime.cgroups import devices
 
         directory = self.path("devices")

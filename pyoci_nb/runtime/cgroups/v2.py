@@ -88,12 +88,14 @@ class V2Manager(CgroupManager):
 
     # --- state -----------------------------------------------------------------------------
     def to_state(self) -> dict:
+        """The base state plus the cgroup directory, the hierarchy root and what was created."""
         state = super().to_state()
         state.update(path=self.path, mountpoint=self.mountpoint, created=self.created)
         return state
 
     @classmethod
     def from_state(cls, saved: dict) -> "V2Manager":
+        """Rebuild from ``to_state()`` output."""
         from pyoci_nb.runtime.cgroups.devices import rule_from_spec
 
         manager = cls(saved.get("id", ""), saved.get("cgroupsPath", ""), saved["path"],
@@ -152,6 +154,7 @@ class V2Manager(CgroupManager):
             log.debug(f"cannot enable {missing} in {directory}/cgroup.subtree_control: {exc}")
 
     def apply(self, pid: int) -> None:
+        """Write ``pid`` to cgroup.procs (EBUSY explained: v2 keeps processes in leaves)."""
         try:
             base.move_pid(self.path, pid)
         except SetupError as exc:
@@ -180,6 +183,7 @@ class V2Manager(CgroupManager):
         self._wait_frozen(True)
 
     def thaw(self) -> None:
+        """cgroup.freeze = 0, then wait until cgroup.events reports frozen 0."""
         write_file(self.path, "cgroup.freeze", "0", "resume")
         self._wait_frozen(False)
 
@@ -193,6 +197,7 @@ class V2Manager(CgroupManager):
             time.sleep(0.01)
 
     def frozen(self) -> bool:
+        """cgroup.freeze reads 1: the status is then paused."""
         try:
             return read_file(self.path, "cgroup.freeze") == "1"
         except (FileNotFoundError, NotADirectoryError):
@@ -200,6 +205,7 @@ class V2Manager(CgroupManager):
 
     # --- queries ---------------------------------------------------------------------------
     def pids(self) -> list[int]:
+        """cgroup.procs of the cgroup and its sub-cgroups."""
         return base.procs_recursive(self.path)
 
     def populated(self) -> bool:
@@ -207,6 +213,7 @@ class V2Manager(CgroupManager):
         return read_keyed(self.path, "cgroup.events").get("populated", 0) == 1
 
     def oom_killed(self) -> bool:
+        """memory.events reports ``oom_kill`` (or ``oom_group_kill``) > 0."""
         events = read_keyed(self.path, "memory.events")
         return events.get("oom_kill", 0) > 0 or events.get("oom_group_kill", 0) > 0
 
@@ -219,6 +226,7 @@ class V2Manager(CgroupManager):
         return self._event(self.stats_data())
 
     def stats_data(self) -> dict:
+        """The ``data`` member of the stats object, from cpu.stat, memory.*, pids.*, io.stat, hugetlb.*."""
         p = self.path
         cpu_stat = read_keyed(p, "cpu.stat")
         cpu = {"usage": _omit({"total": cpu_stat.get("usage_usec", 0) * 1000,
