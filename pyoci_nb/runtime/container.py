@@ -285,10 +285,8 @@ class Container:
         user process.  ``stdin``/``stdout``/``stderr`` are fds for the container's stdio
         (default: ours).  With ``subreaper`` (the Python API's default) this process becomes
         the init's parent, so ``wait()`` returns its exit status."""
-        import uuid
-
         bundle_path = _bundle_path(bundle)
-        container_id = id or "pyoci-" + uuid.uuid4().hex[:12]
+        container_id = id or "pyoci-" + os.urandom(6).hex()
         if rootless is None:
             rootless = os.geteuid() != 0
         container = cls(container_id, root)

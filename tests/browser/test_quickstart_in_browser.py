@@ -86,17 +86,15 @@ def _stop_server(process: subprocess.Popen, base: str, token: str) -> None:
                 process.wait()
 
 
-def _remove_leftover_containers(tmp_root: Path) -> None:
+def _remove_leftover_containers(tmp_root: Path, force_delete_all) -> None:
     """The notebook's workspace lives under our TMPDIR: force-delete whatever a failed run left."""
-    from conftest import force_delete_all
-
     for state_root in tmp_root.glob("pyoci-nb00-*/**/state"):
         if state_root.is_dir():
             force_delete_all(state_root)
 
 
 @pytest.fixture
-def jupyter_lab(tmp_path):
+def jupyter_lab(tmp_path, request):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
     notebooks = tmp_path / "notebooks"
@@ -136,7 +134,9 @@ def jupyter_lab(tmp_path):
         yield {"base": base, "token": token, "log": log, "tmp": tmp_path}
     finally:
         _stop_server(process, base, token)
-        _remove_leftover_containers(kernel_tmp)
+        # tests/conftest.py (notebooks/ has a conftest too, so no plain `import conftest`)
+        shared = request.config.pluginmanager.get_plugin(str(REPO / "tests" / "conftest.py"))
+        _remove_leftover_containers(kernel_tmp, shared.force_delete_all)
 
 
 def test_quickstart_runs_and_renders_the_spec_editor(jupyter_lab, tmp_path):

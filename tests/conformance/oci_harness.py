@@ -9,8 +9,11 @@ The host-side probes (``leftovers``) find what a runtime may have left behind af
 
 from __future__ import annotations
 
+import array
 import json
 import os
+import select
+import socket
 import signal
 import subprocess
 import tempfile
@@ -182,6 +185,59 @@ class Box:
         self.create()
         self.start()
         return self.runtime.wait_status(self.id, "running")["pid"]
+
+
+class ConsoleSocket:
+    """The engine's end of ``--console-socket``: an AF_UNIX listener that receives the pty
+    master the runtime sends with SCM_RIGHTS.  Use as a context manager (closes everything)."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(1)
+        self.server.settimeout(30)
+        self.masters: list[int] = []
+
+    def __enter__(self) -> "ConsoleSocket":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.close()
+        for fd in self.masters:
+            os.close(fd)
+
+    def receive_master(self) -> int:
+        """Accept one connection and return the file descriptor it carries."""
+        conn, _ = self.server.accept()
+        with conn:
+            fds = array.array("i")
+            _msg, ancdata, _flags, _addr = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:fds.itemsize])
+        assert len(fds) == 1, "no file descriptor received on the console socket"
+        self.masters.append(fds[0])
+        return fds[0]
+
+    @staticmethod
+    def read_until(master: int, marker: str, timeout: float = 10) -> str:
+        """Read the pty master until ``marker`` shows up, the slave closes or time runs out;
+        returns the text with the pty's CRLF turned into LF."""
+        output = b""
+        deadline = time.monotonic() + timeout
+        while marker.encode() not in output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([master], [], [], remaining)[0]:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every slave fd is closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        return output.decode(errors="replace").replace("\r\n", "\n")
 
 
 # --- parsers of what the container prints -------------------------------------------------

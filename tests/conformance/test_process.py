@@ -4,15 +4,13 @@ Read back from /proc/self/{status,limits,oom_score_adj} and busybox inside the c
 
 from __future__ import annotations
 
-import array
 import os
-import socket
-import time
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from oci_harness import assert_nothing_left, capability_mask, parse_limits, parse_status
+from oci_harness import ConsoleSocket, assert_nothing_left, capability_mask, parse_limits, parse_status
 
 CAP_FIELDS = {"bounding": "CapBnd", "effective": "CapEff", "permitted": "CapPrm",
               "inheritable": "CapInh", "ambient": "CapAmb"}
@@ -185,45 +183,33 @@ def test_seccomp_errno_rule(box):
 def test_console_socket_receives_the_pty(box, tmp_path):
     """process.terminal with --console-socket: the runtime sends the pty master over the
     AF_UNIX socket (SCM_RIGHTS); the process's stdio is the pty's slave side."""
-    socket_path = str(tmp_path / "console.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(socket_path)
-    server.listen(1)
-    server.settimeout(30)
-    master = None
-    try:
+    with ConsoleSocket(tmp_path / "console.sock") as console:
         box.args("sh", "-c", "tty; echo hello-from-the-pty")
         box.config["process"]["terminal"] = True
         box.save()
-        box.runtime("create", "--bundle", box.bundle, "--console-socket", socket_path, box.id, check=True)
-        conn, _ = server.accept()
-        with conn:
-            fds = array.array("i")
-            _msg, ancdata, _flags, _addr = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
-            for level, kind, data in ancdata:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(data[:fds.itemsize])
-        assert len(fds) == 1, "no file descriptor received on the console socket"
-        master = fds[0]
+        box.runtime("create", "--bundle", box.bundle, "--console-socket", console.path, box.id, check=True)
+        master = console.receive_master()
         assert "ptmx" in os.readlink(f"/proc/self/fd/{master}"), "not a pty master"
         box.start()
-        output = b""
-        deadline = time.monotonic() + 10
-        while b"hello-from-the-pty" not in output and time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the slave side closed
-                break
-            if not chunk:
-                break
-            output += chunk
-        text = output.decode(errors="replace").replace("\r\n", "\n")
-        assert "hello-from-the-pty" in text
-        assert text.splitlines()[0].startswith("/dev/pts/"), text
-    finally:
-        server.close()
-        if master is not None:
-            os.close(master)
+        text = console.read_until(master, "hello-from-the-pty")
+    assert "hello-from-the-pty" in text
+    assert text.splitlines()[0].startswith("/dev/pts/"), text
+
+
+def test_exec_tty_with_console_socket(box, tmp_path):
+    """``exec --tty --console-socket`` (podman exec -t): the exec'd process gets its own pty."""
+    box.start_sleeper()
+    with ConsoleSocket(tmp_path / "exec-console.sock") as console:
+        exec_proc = subprocess.Popen(
+            box.runtime.argv("exec", "--tty", "--console-socket", console.path, "--detach",
+                             box.id, "sh", "-c", "tty; echo hello-from-exec; sleep 1"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        master = console.receive_master()
+        text = console.read_until(master, "hello-from-exec")
+        _, err = exec_proc.communicate(timeout=60)
+    assert exec_proc.returncode == 0, err
+    assert "hello-from-exec" in text
+    assert text.splitlines()[0].startswith("/dev/pts/"), text
 
 
 def test_cgroup_resources_are_applied(box):
