@@ -38,17 +38,20 @@ def create_command(args) -> int:
 
 
 def start_command(args) -> int:
+    """runtime.md "start": run the user process of a created container."""
     Container.load(args.container_id, args.root).start()
     return 0
 
 
 def state_command(args) -> int:
+    """runtime.md "state": print the state JSON (state-schema.json)."""
     state = Container.load(args.container_id, args.root).state()
     sys.stdout.write(json.dumps(state, indent=2) + "\n")
     return 0
 
 
 def kill_command(args) -> int:
+    """runtime.md "kill": signal by name (TERM, SIGKILL) or number; --all: every process."""
     Container.load(args.container_id, args.root).kill(parse_signal(args.signal), all=args.all)
     return 0
 
@@ -135,6 +138,7 @@ def run_command(args) -> int:
 
 
 def exec_command(args) -> int:
+    """runc's exec: another process in the container (``-- ARGS`` or ``--process process.json``)."""
     process_config = None
     if args.process:
         from pyoci_nb.errors import ConfigError
@@ -206,6 +210,7 @@ def exec_command(args) -> int:
 
 
 def list_command(args) -> int:
+    """runc's list: the containers of the state root (table or JSON)."""
     from pyoci_nb.runtime.container import list_containers
 
     states = []

@@ -91,6 +91,7 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
     if not isinstance(config.get("root"), dict) or not config["root"].get("path"):
         raise ConfigError("root.path is missing", where="root.path",
                           why="config.md (Linux): root is REQUIRED", hint='e.g. {"path": "rootfs"}')
+    _refuse_unsupported(config)
     proc = config.get("process")
     process.check_process(proc)
     hooks.check_hooks(config)
@@ -139,6 +140,37 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
         raise ConfigError(f"root filesystem {rootfs!r} is not a directory", where="root.path",
                           hint="root.path is relative to the bundle, usually 'rootfs'")
     return {"rootfs": rootfs, "joined": joined, "flags": flags, "kinds": sorted(kinds)}
+
+
+#: config fields pyoci does not implement: refused rather than silently ignored (JSON path, why)
+_UNSUPPORTED = (
+    ("linux.netDevices", "moving network devices into the container's network namespace is not implemented"),
+    ("linux.intelRdt", "Intel RDT (resctrl) is not implemented"),
+    ("linux.memoryPolicy", "set_mempolicy is not implemented"),
+    ("linux.personality", "personality(2) domains are not implemented"),
+    ("linux.mountLabel", "SELinux is not supported"),
+    ("process.selinuxLabel", "SELinux is not supported"),
+    ("process.apparmorProfile", "AppArmor is not supported"),
+    ("process.scheduler", "sched_setattr is not implemented"),
+    ("process.ioPriority", "ioprio_set is not implemented"),
+    ("process.execCPUAffinity", "CPU affinity of the container process is not implemented"),
+)
+
+
+def _refuse_unsupported(config: dict) -> None:
+    """UnsupportedError for a field pyoci would otherwise silently ignore."""
+    from pyoci_nb.errors import UnsupportedError
+
+    for path, why in _UNSUPPORTED:
+        section, _, key = path.partition(".")
+        if (config.get(section) or {}).get(key):
+            raise UnsupportedError(f"{key} is not supported by pyoci", where=path, why=why,
+                                   hint=f"remove {path} from config.json (`pyoci features` lists what pyoci implements)")
+    for i, mount in enumerate(config.get("mounts") or []):
+        if isinstance(mount, dict) and (mount.get("uidMappings") or mount.get("gidMappings")):
+            raise UnsupportedError("id-mapped mounts are not supported by pyoci", where=f"mounts[{i}].uidMappings",
+                                   why="mount_setattr(MOUNT_ATTR_IDMAP) is not implemented",
+                                   hint="remove uidMappings/gidMappings from the mount")
 
 
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
@@ -914,6 +946,7 @@ class CompletedContainer:
             printer.text(repr(self))
 
     def check_returncode(self) -> None:
+        """Raise ContainerError if the process exited non-zero (like CompletedProcess)."""
         if self.returncode:
             raise ContainerError(f"container process {self.args!r} exited with status {self.returncode}",
                                  where=f"container {self.id!r}",

@@ -55,5 +55,6 @@ def features() -> dict:
 
 
 def features_command(args) -> int:
+    """``pyoci features``: print the features JSON."""
     sys.stdout.write(json.dumps(features(), indent=4) + "\n")
     return 0

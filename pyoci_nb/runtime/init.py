@@ -40,10 +40,12 @@ class Channel:
 
     @classmethod
     def pair(cls) -> tuple["Channel", "Channel"]:
+        """A connected pair (runtime end, child end)."""
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def send(self, message: dict, fds: list[int] | None = None) -> None:
+        """Send one message (and fds with SCM_RIGHTS)."""
         data = json.dumps(message).encode()
         if fds:
             socket.send_fds(self.sock, [data], fds)
@@ -58,6 +60,7 @@ class Channel:
         return json.loads(data), list(fds)
 
     def expect(self, kind: str) -> dict:
+        """The next message, which must be of type ``kind``; exits if the runtime is gone."""
         message, _ = self.receive()
         if message is None:
             os._exit(1)  # the runtime went away: nothing must be left running
@@ -66,9 +69,11 @@ class Channel:
         return message
 
     def fileno(self) -> int:
+        """The socket's fd."""
         return self.sock.fileno()
 
     def close(self) -> None:
+        """Close this end."""
         self.sock.close()
 
 

@@ -103,6 +103,7 @@ class MountOptions:
 
     @property
     def bind(self) -> bool:
+        """True for bind and rbind mounts."""
         return bool(self.flags & sc.MS_BIND)
 
 

@@ -67,6 +67,7 @@ def check_process(process: dict, where: str = "process") -> None:
 
 
 def env_dict(process: dict) -> dict[str, str]:
+    """``process.env`` (KEY=VALUE strings) as a dict; a later duplicate wins."""
     env = {}
     for entry in process.get("env") or []:
         key, _, value = entry.partition("=")
@@ -97,6 +98,7 @@ def _check_executable(path: str, name: str) -> None:
 
 
 def set_rlimits(process: dict) -> None:
+    """``process.rlimits`` with setrlimit(2) (config.md: soft and hard limits)."""
     import resource
 
     for rlimit in process.get("rlimits") or []:
@@ -163,18 +165,21 @@ def set_user_and_capabilities(process: dict, setgroups_allowed: bool = True) -> 
 
 
 def set_no_new_privileges(process: dict) -> None:
+    """``process.noNewPrivileges``: PR_SET_NO_NEW_PRIVS, so execve cannot gain privileges."""
     if process.get("noNewPrivileges"):
         with Step("setting no_new_privs"):
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
 
 def change_directory(process: dict) -> None:
+    """``process.cwd`` (config.md: the runtime MUST fail if it does not exist)."""
     cwd = process.get("cwd", "/")
     with Step(f'changing directory to "{cwd}"'):
         os.chdir(cwd)
 
 
 def set_oom_score_adj(process: dict) -> None:
+    """``process.oomScoreAdj`` into /proc/self/oom_score_adj."""
     if "oomScoreAdj" in process:
         with Step(f"writing oomScoreAdj {process['oomScoreAdj']}"):
             with open("/proc/self/oom_score_adj", "w") as f:

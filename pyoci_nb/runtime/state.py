@@ -47,6 +47,7 @@ class StateDir:
 
     # --- existence and locking ---------------------------------------------------------
     def exists(self) -> bool:
+        """True when state.json exists (the container is known)."""
         return os.path.exists(self.state_path)
 
     def make(self) -> None:
@@ -79,6 +80,7 @@ class StateDir:
         return self._lock_fd
 
     def unlock(self) -> None:
+        """Release the per-id lock (closing the fd)."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -106,6 +108,7 @@ class StateDir:
         os.rename(tmp, self.state_path)
 
     def read(self) -> dict:
+        """The saved record; ContainerNotFound if there is none."""
         try:
             with open(self.state_path, "rb") as f:
                 return json.loads(f.read())
@@ -123,6 +126,7 @@ class StateDir:
 
     # --- exec FIFO -------------------------------------------------------------------------
     def make_fifo(self) -> None:
+        """Create exec.fifo (0622): init opens it for writing and blocks until start reads it."""
         old = os.umask(0)
         try:
             os.mkfifo(self.fifo_path, 0o622)
@@ -130,6 +134,7 @@ class StateDir:
             os.umask(old)
 
     def has_fifo(self) -> bool:
+        """True until start has consumed the FIFO (the container is then no longer ``created``)."""
         return os.path.exists(self.fifo_path)
 
 

@@ -256,3 +256,14 @@ def test_failing_start_container_hook_fails_start_with_the_story(bundle, state_r
     assert state["status"] == "stopped"
     assert pyoci("delete", container_id, root=state_root).returncode == 0
     assert leftovers(container_id, bundle, state_root) == []
+
+
+@pytest.mark.parametrize("field, value", [("linux.netDevices", {"eth0": {"name": "eth1"}}),
+                                          ("process.apparmorProfile", "docker-default"),
+                                          ("process.scheduler", {"policy": "SCHED_OTHER"})])
+def test_unimplemented_fields_are_refused_not_ignored(bundle, state_root, container_id, field, value):
+    edit_config(bundle, **{field: value})
+    proc = pyoci("create", "--bundle", bundle, container_id, root=state_root)
+    assert proc.returncode == 1
+    assert field in proc.stderr and "not supported" in proc.stderr
+    assert not (state_root / container_id).exists()
