@@ -3,6 +3,10 @@
 ``runc run`` (Debian's runc), measured in one process with the runs interleaved
 (pyoci, api, runc, pyoci, api, runc ...) so that the machine's state affects all three alike.
 Prints each median and its ratio to runc next to the targets (CLI <= 2x runc, API <= 0.5x runc).
+For context it also times the bare start-up of the CLI's interpreter (``python -c pass``, with
+the same site-packages start-up as the ``pyoci`` script): the part of the CLI's time that is
+not pyoci's.  The package's bytecode is compiled first, as ``pip install`` does: with
+PYTHONDONTWRITEBYTECODE set, an edited checkout would otherwise be recompiled on every CLI run.
 Needs root.  Not a test.
 
     python bench/runtime_start.py [-n RUNS] [--runc PATH]
@@ -33,6 +37,16 @@ def pyoci_cli() -> list[str]:
     if beside.is_file() and os.access(beside, os.X_OK):
         return [str(beside)]
     return [sys.executable, "-m", "pyoci_nb"]
+
+
+def cli_interpreter(cli: list[str]) -> str:
+    """The interpreter that runs the CLI: the console script's shebang, else this Python."""
+    if len(cli) == 1:
+        with open(cli[0], "rb") as f:
+            first = f.readline().decode(errors="replace")
+        if first.startswith("#!") and first[2:].split():
+            return first[2:].split()[0]
+    return sys.executable
 
 
 def make_bundle(directory: Path) -> Path:
@@ -82,13 +96,19 @@ def main() -> int:
         print(f"runtime_start: skipped ({args.runc} not found)")
         return 0
 
+    import compileall
+
+    compileall.compile_dir(str(REPO / "pyoci_nb"), quiet=1)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     work = Path(tempfile.mkdtemp(prefix="pyoci-bench-"))
     times: dict[str, list[float]] = {"pyoci run (CLI)": [], "pyoci_nb.run() (API)": [], "runc run": []}
     roots = {name: work / f"state-{i}" for i, name in enumerate(times)}
+    startup = "python -c pass (context)"
+    times[startup] = []
     try:
         bundle = make_bundle(work)
         cli = pyoci_cli()
+        interpreter = cli_interpreter(cli)
         for i in range(args.runs + 1):  # run 0 warms caches up and is not counted
             sample = {
                 "pyoci run (CLI)": timed_command(cli + ["--root", str(roots["pyoci run (CLI)"]), "run",
@@ -96,12 +116,13 @@ def main() -> int:
                 "pyoci_nb.run() (API)": timed_api(bundle, roots["pyoci_nb.run() (API)"], f"bench-api-{i}"),
                 "runc run": timed_command([args.runc, "--root", str(roots["runc run"]), "run",
                                            "--bundle", str(bundle), f"bench-runc-{i}"], env),
+                startup: timed_command([interpreter, "-c", "pass"], env),
             }
             if i:
                 for name, seconds in sample.items():
                     times[name].append(seconds)
     finally:
-        for name, root in roots.items():
+        for name, root in roots.items():  # (the start-up row has no root)
             command = [args.runc] if name == "runc run" else pyoci_cli()
             for entry in root.iterdir() if root.is_dir() else ():
                 subprocess.run(command + ["--root", str(root), "delete", "--force", entry.name],
@@ -110,6 +131,7 @@ def main() -> int:
 
     runc_median = statistics.median(times["runc run"])
     print(f"container start of `true` (busybox), median of {args.runs} interleaved runs each")
+    print(f"  CLI: {' '.join(cli)}")
     for name, samples in times.items():
         median = statistics.median(samples)
         ratio = median / runc_median

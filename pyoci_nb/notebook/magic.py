@@ -85,7 +85,6 @@ DRAIN_MAX_SECONDS = 1.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                           r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,14 +163,11 @@ def _concise(exc: BaseException) -> BaseException:
 # ----------------------------------------------------------------------------------------------
 
 def parse_size(text: str, option: str) -> int:
-    """``64m`` / ``1g`` / ``512k`` / ``1048576`` -> bytes (binary multiples, as docker and runc)."""
-    match = _SIZE_RE.match(str(text))
-    if not match:
-        raise ConfigError(f"invalid size {text!r}", where=option,
-                          why="expected a number of bytes, optionally with a k, m, g or t suffix",
-                          hint=f"e.g. {option} 64m")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    value = int(number * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit])
+    """``64m`` / ``1g`` / ``512k`` / ``1048576`` -> bytes (binary multiples, runc's RAMInBytes,
+    the same parser as ``pyoci update --memory``); must be more than 0."""
+    from pyoci_nb.runtime.cgroups.commands import parse_size as parse_runc_size
+
+    value = parse_runc_size(str(text), option)
     if value <= 0:
         raise ConfigError(f"invalid size {text!r}", where=option, why="must be more than 0 bytes")
     return value

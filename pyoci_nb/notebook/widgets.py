@@ -54,7 +54,6 @@ CAPABILITY_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 RLIM_INFINITY = 2**64 - 1
-_SIZE = re.compile(r"^\s*(-?\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _MISSING = object()
 
 
@@ -80,15 +79,17 @@ def parse_int(text: str, *, minimum: int | None = None, allow_unlimited: bool = 
 
 
 def parse_size(text: str) -> int | None:
-    """A size in bytes: ``"1073741824"``, ``"512m"``, ``"1g"``, ``"64KiB"`` (powers of 1024);
-    ``"-1"`` means no limit; ``""`` -> None."""
+    """A size in bytes: ``"1073741824"``, ``"512m"``, ``"1g"``, ``"64KiB"`` (powers of 1024, the
+    parser of ``pyoci update --memory``); ``"-1"`` means no limit; ``""`` -> None."""
+    from pyoci_nb.errors import ConfigError
+    from pyoci_nb.runtime.cgroups.commands import parse_size as parse_runc_size
+
     if not text.strip():
         return None
-    match = _SIZE.match(text)
-    if not match:
-        raise FieldError(f"not a size: {text!r} (use bytes or a k/m/g/t suffix, e.g. 512m)")
-    number, unit = int(match.group(1)), match.group(2).lower()
-    return number * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[unit]
+    try:
+        return parse_runc_size(text, "size", allow_unlimited=True)
+    except ConfigError:
+        raise FieldError(f"not a size: {text!r} (use bytes or a k/m/g/t suffix, e.g. 512m)") from None
 
 
 def _lines(text: str) -> list[str]:

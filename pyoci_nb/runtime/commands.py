@@ -79,7 +79,7 @@ _FORWARDED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "S
 
 def run_command(args) -> int:
     """create + start (+ wait, exit status passed through: 128+N for a signal death, + delete)."""
-    import signal
+    import _signal as signal  # the C module: `signal` builds its enums at import (~1.5 ms)
 
     console_fd = None
     relay_end = None

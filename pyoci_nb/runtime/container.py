@@ -531,15 +531,16 @@ class Container:
                     continue
                 if data == b"" and received:
                     break
-            if b"E" in received:  # "E" + message: init failed after create returned
-                raise SetupError("container init failed", where=f"container {self.id!r}",
-                                 why=received[received.index(b"E") + 1:].decode(errors="replace"))
+                # nothing yet: init has not opened its end (or has died)
                 if not init_alive(record):
                     raise ContainerError("container init exited before start", where=f"container {self.id!r}",
                                          why="the init process died while starting (a startContainer hook "
                                              "or the last set-up steps failed; see the container's stderr)")
                 if data == b"":
-                    time.sleep(0.002)  # init has not opened its end yet
+                    time.sleep(0.002)  # no writer yet: read() says EOF at once
+            if b"E" in received:  # "E" + message: init failed after create returned
+                raise SetupError("container init failed", where=f"container {self.id!r}",
+                                 why=received[received.index(b"E") + 1:].decode(errors="replace"))
         finally:
             os.close(fd)
         os.unlink(self._dir.fifo_path)
@@ -781,9 +782,17 @@ class Container:
 
 
 def _threaded() -> bool:
-    import threading
+    """Does this process run other Python threads (then it must not fork to run Python)?
+    Without ``threading`` imported, only ``_thread`` can have started any: importing
+    ``threading`` just to ask would cost every ``pyoci create`` ~2 ms."""
+    import sys
 
-    return threading.active_count() > 1
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        return threading.active_count() > 1
+    import _thread
+
+    return _thread._count() > 0
 
 
 def _run_cli(root: str, argv: list[str], stdio: tuple, rootless: bool | None = None,
@@ -963,13 +972,11 @@ def run(bundle, args: list[str] | None = None, *, id: str | None = None, root: s
     ``TimeoutError``; ``check`` raises ``ContainerError`` on a non-zero status.  In a
     multi-threaded process (a Jupyter kernel) the container is made by the single-threaded
     fork server (``forkserver.py``), never by forking this process."""
-    import threading
-
     bundle_path = _bundle_path(bundle)
     root = os.path.abspath(os.fspath(root)) if root is not None else None
     if isinstance(input, str):
         input = input.encode()
-    if threading.active_count() > 1:
+    if _threaded():
         from pyoci_nb.runtime import forkserver
 
         result = forkserver.run(bundle_path, args, id=id, root=root, capture_output=capture_output,

@@ -32,8 +32,10 @@ def _start_server():
     import subprocess
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # its own session: a kernel interrupt (SIGINT to the kernel's process group) must not kill
+    # it; the client forwards an interrupt itself, for the request it is waiting on
     proc = subprocess.Popen([sys.executable, "-m", "pyoci_nb.runtime.forkserver", str(theirs.fileno())],
-                            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+                            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
     theirs.close()
     return proc, ours.makefile("rwb", buffering=0), ours
 
@@ -43,14 +45,26 @@ def run(bundle: str, args, *, id=None, root=None, capture_output=False, input=No
     global _server
     from pyoci_nb.runtime.container import CompletedContainer
 
-    request = {"bundle": bundle, "args": args, "id": id, "root": root,
+    import os
+
+    request = {"bundle": os.fspath(bundle), "args": args, "id": id,
+               "root": None if root is None else os.fspath(root),
                "capture_output": capture_output, "input": _encode(input), "timeout": timeout}
     with _lock:
         if _server is None or _server[0].poll() is not None:
             _server = _start_server()
-        _, stream, _ = _server
+        server, stream, _ = _server
         stream.write(json.dumps(request).encode() + b"\n")
-        line = stream.readline()
+        try:
+            line = stream.readline()
+        except KeyboardInterrupt:
+            # stop the container (the server's run deletes it on SIGINT), take the reply that
+            # says so, so the next request does not read it, and let the interrupt go on
+            import signal
+
+            server.send_signal(signal.SIGINT)
+            stream.readline()
+            raise
         if not line:
             _server = None
             from pyoci_nb.errors import ContainerError
@@ -96,6 +110,8 @@ def serve(fd: int) -> None:
                                "why": exc.why, "hint": exc.hint}}
         except TimeoutError as exc:
             reply = {"error": {"class": "TimeoutError", "what": str(exc)}}
+        except KeyboardInterrupt:
+            reply = {"error": {"class": "ContainerError", "what": "interrupted; the container was deleted"}}
         except Exception as exc:  # report, keep serving
             reply = {"error": {"class": "ContainerError", "what": f"{type(exc).__name__}: {exc}"}}
         stream.write(json.dumps(reply).encode() + b"\n")

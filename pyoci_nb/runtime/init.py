@@ -22,9 +22,9 @@ step, so the runtime's last log line tells the whole story.  These functions nev
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` costs ~5 ms of imports on every create and is not needed
 import json
 import os
-import socket
 import sys
 
 from pyoci_nb.runtime import hooks, mounts, namespaces, process
@@ -35,29 +35,37 @@ from pyoci_nb.runtime.syscalls import Step
 class Channel:
     """One JSON object per SOCK_SEQPACKET packet, optionally with file descriptors."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: _socket.socket):
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple["Channel", "Channel"]:
-        """A connected pair (runtime end, child end)."""
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        """A connected pair (runtime end, child end); both ends are close-on-exec."""
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def send(self, message: dict, fds: list[int] | None = None) -> None:
         """Send one message (and fds with SCM_RIGHTS)."""
         data = json.dumps(message).encode()
         if fds:
-            socket.send_fds(self.sock, [data], fds)
+            rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         else:
             self.sock.send(data)
 
     def receive(self) -> tuple[dict | None, list[int]]:
         """The next message and any fds; (None, []) when the other side has closed."""
-        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 4)
+        data, ancillary, _, _ = self.sock.recvmsg(1 << 16, _socket.CMSG_LEN(4 * 4))
+        fds: list[int] = []
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                whole = len(payload) - len(payload) % 4
+                fds += memoryview(payload[:whole]).cast("i").tolist()
         if not data:
+            for fd in fds:
+                os.close(fd)
             return None, []
-        return json.loads(data), list(fds)
+        return json.loads(data), fds
 
     def expect(self, kind: str) -> dict:
         """The next message, which must be of type ``kind``; exits if the runtime is gone."""
@@ -202,6 +210,9 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
                 with open(_sysctl_path(key), "w") as f:
                     f.write(str(value))
         mounts.finish_rootfs(config)
+        if ctx.new_namespaces & sc.CLONE_NEWNET:
+            with Step("bringing up the loopback interface of the new network namespace"):
+                namespaces.bring_up_loopback()
         if config.get("hostname"):
             with Step(f"setting hostname {config['hostname']!r}"):
                 sc.sethostname(config["hostname"])
@@ -239,7 +250,9 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         # blocks until `start` opens the FIFO for reading
         fifo = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.close(ctx.fifo_fd)
-        hooks.run_hooks(config, "startContainer", _started_state(state))
+        # before execve the user process has not run yet: the status is still "created"
+        # (runtime.md: "running" means the user-specified program was executed; runc agrees)
+        hooks.run_hooks(config, "startContainer", dict(state, status="created"))
         # the byte says "started"; the FIFO closing on execve (CLOEXEC) tells `start` that the
         # user process runs, so poststart hooks run after it (runtime.md)
         os.write(fifo, b"0")
@@ -263,10 +276,6 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
     os._exit(127 if ready else 1)
 
 
-def _started_state(state: dict) -> dict:
-    return dict(state, status="running")
-
-
 def _open_console(proc: dict):
     from pyoci_nb.runtime import console
 
@@ -287,11 +296,14 @@ def preload_modules(config: dict) -> None:
     import errno  # noqa: F401  (Step's messages)
     import fcntl  # noqa: F401
     import resource  # noqa: F401
+    import struct  # noqa: F401  (bring_up_loopback)
 
     from pyoci_nb import errors  # noqa: F401
-    from pyoci_nb.runtime import console  # noqa: F401
-    import termios  # noqa: F401
 
+    if (config.get("process") or {}).get("terminal"):
+        import termios  # noqa: F401
+
+        from pyoci_nb.runtime import console  # noqa: F401
     sc.libc()
     sc.last_capability()
     hooks_config = config.get("hooks") or {}
@@ -328,7 +340,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
     status = 1
     try:
         _set_stdio(stdio)
-        preload_modules({})
+        preload_modules({"process": proc})
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")
         with Step(f"joining the namespaces of pid {pid}"):

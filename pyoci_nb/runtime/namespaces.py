@@ -9,7 +9,6 @@ A new user namespace gets ``uidMappings``/``gidMappings`` written by the (outsid
 from __future__ import annotations
 
 import os
-import shutil
 
 from pyoci_nb.errors import ConfigError, SetupError
 from pyoci_nb.runtime import syscalls as sc
@@ -147,6 +146,8 @@ def write_id_maps(pid: int, config: dict) -> None:
                 _write(f"/proc/{pid}/setgroups", "deny")
             _write(f"/proc/{pid}/{kind}_map", _map_text(maps))
             continue
+        import shutil  # here: with bz2/lzma it costs every `pyoci create` ~5 ms
+
         helper = shutil.which(f"new{kind}map")
         if not helper:
             raise SetupError(f"cannot write {kind}_map for {len(maps)} mapping(s) without privileges",
@@ -195,3 +196,25 @@ def write_time_offsets(config: dict) -> None:
             os.write(fd, lines.encode())
         finally:
             os.close(fd)
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def bring_up_loopback() -> None:
+    """Set ``lo`` up in a new network namespace, as runc does: a fresh namespace holds only a
+    loopback device, and it is down until someone raises it (config-linux.md "network")."""
+    import _socket  # the C module (init preloads it; `socket` is not loaded after pivot_root)
+    import fcntl
+    import struct
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
+        if not flags & _IFF_UP:
+            fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    finally:
+        sock.close()

@@ -119,10 +119,29 @@ class StateDir:
                                  hint="pyoci delete --force removes it") from None
 
     def remove(self) -> None:
-        """Remove the whole state directory (the lock stays valid until unlock)."""
-        import shutil
+        """Remove the whole state directory (the lock stays valid until unlock).  The
+        directory holds only files (state.json, lock, exec.fifo), removed one by one;
+        shutil, whose import costs more than a whole ``pyoci state``, is needed only if
+        someone put a directory there."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return
+        except OSError:
+            names = []
+        try:
+            for name in names:
+                try:
+                    os.unlink(os.path.join(self.path, name))
+                except FileNotFoundError:
+                    pass
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # a directory inside (or another surprise): what rmtree is for
+            import shutil
 
-        shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self.path, ignore_errors=True)
 
     # --- exec FIFO -------------------------------------------------------------------------
     def make_fifo(self) -> None:

@@ -229,8 +229,18 @@ def keyctl_join_session_keyring(name: str | None) -> int:
                                  _b(name)), "keyctl")
 
 
+_cap_types = None
+
+
 def _cap_structs():
-    """(header, data[2]) ctypes types of capget/capset (built on first use)."""
+    """(header, data[2]) ctypes types of capget/capset (built once, on first use)."""
+    global _cap_types
+    if _cap_types is None:
+        _cap_types = _build_cap_structs()
+    return _cap_types
+
+
+def _build_cap_structs():
     import ctypes
 
     class CapHeader(ctypes.Structure):
@@ -269,13 +279,20 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     _check(libc().syscall(_syscall_number("capset"), ctypes.byref(header), data), "capset")
 
 
+_last_capability: int | None = None
+
+
 def last_capability() -> int:
-    """The highest capability number the running kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return 40
+    """The highest capability number the running kernel knows (read once: it is fixed for
+    the kernel's lifetime, and init asks for it many times after pivot_root)."""
+    global _last_capability
+    if _last_capability is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_capability = int(f.read())
+        except OSError:
+            return 40
+    return _last_capability
 
 
 def set_child_subreaper() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
+from pyoci_nb.runtime import seccomp as _seccomp
 from pyoci_nb.spec import jsonschema_lite
 from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_NUMBERS, CAPABILITY_SETS
 from pyoci_nb.spec.problems import Problem, join_path, short_repr
@@ -30,19 +31,11 @@ RLIMIT_TYPES: tuple[str, ...] = (
 )
 NAMESPACE_TYPES = ("mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time")
 ROOTFS_PROPAGATIONS = ("private", "shared", "slave", "unbindable")
-SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
-                   "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
-SECCOMP_ARCHES = (
-    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
-    "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32",
-    "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
-    "SCMP_ARCH_SH", "SCMP_ARCH_SHEB", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64",
-)
-SECCOMP_OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
-                     "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
-SECCOMP_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                 "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+# the seccomp vocabulary is defined once, by the runtime module that compiles filters
+SECCOMP_ACTIONS = _seccomp.ACTIONS
+SECCOMP_ARCHES = _seccomp.ARCHITECTURES
+SECCOMP_OPERATORS = _seccomp.OPERATORS
+SECCOMP_FLAGS = _seccomp.KNOWN_FLAGS
 SCHEDULER_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE",
                       "SCHED_DEADLINE")
 SCHEDULER_FLAGS = ("SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN",

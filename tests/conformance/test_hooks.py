@@ -128,6 +128,8 @@ def test_container_namespace_hooks_get_the_host_pid(box, hook_log):
     records = {r["hook"]: r for r in hook_log.records()}
     assert records["createContainer"]["state"]["pid"] == pid
     assert records["startContainer"]["state"]["pid"] == pid
+    assert records["startContainer"]["state"]["status"] == "created", \
+        "startContainer hooks run before the user program: the container is not running yet"
 
 
 @pytest.mark.runc_divergent  # runc 1.1 runs poststart hooks during create (fixed in runc 1.2)

@@ -47,6 +47,14 @@ def test_namespace_removed_from_config_is_the_hosts(box, removed):
         assert inside[NS_FILE[other]] != host_ns(other)
 
 
+def test_new_network_namespace_has_loopback_up(box):
+    """A new network namespace holds only ``lo``; runtimes bring it up (runc does), so programs
+    in the container can talk to 127.0.0.1."""
+    out = box.sh("cat /sys/class/net/lo/flags; ls /sys/class/net").stdout.split()
+    assert int(out[0], 16) & 0x1, f"lo is down in the new network namespace (flags {out[0]})"
+    assert out[1:] == ["lo"], "a new network namespace should hold only lo"
+
+
 def test_hostname_without_uts_namespace_is_refused(box):
     box.remove_namespace("uts")
     box.config["hostname"] = "box"

@@ -237,7 +237,7 @@ def test_hooks_run_in_order_with_the_state_on_stdin(bundle, state_root, containe
     names = [l.split(" ", 1)[0] for l in lines]
     assert names == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
     states = [json.loads(l.split(" ", 1)[1]) for l in lines]
-    assert [s["status"] for s in states] == ["creating"] * 3 + ["running"] * 2 + ["stopped"]
+    assert [s["status"] for s in states] == ["creating"] * 3 + ["created", "running", "stopped"]
     assert all(s["id"] == container_id and s["bundle"] == str(bundle) for s in states)
     assert states[0]["pid"] > 0 and states[0]["pid"] == states[4]["pid"]
 

@@ -26,11 +26,10 @@ Standard library only.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from pyoci_nb.errors import ConfigError, UnsupportedError
 from pyoci_nb.runtime import log
-from pyoci_nb.runtime.cgroups.base import CgroupManager, NoCgroupManager
+from pyoci_nb.runtime.cgroups.base import CgroupManager, FrozenRecord, NoCgroupManager
 
 __all__ = ["CgroupLayout", "CgroupManager", "Mount", "detect_layout", "manager_for",
            "manager_from_state", "resolve_cgroups_path", "V1_CONTROLLERS"]
@@ -40,14 +39,13 @@ V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "n
                   "net_prio", "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc")
 
 
-@dataclass(frozen=True)
-class Mount:
-    """One cgroup hierarchy mount: where it is, which cgroup it shows as its root (a cgroup
-    namespace or a bind mount shows a subtree), and the v1 controllers bound to it."""
+class Mount(FrozenRecord):
+    """One cgroup hierarchy mount: ``mountpoint`` (str), the cgroup it shows as its ``root``
+    (str: a cgroup namespace or a bind mount shows a subtree), and the v1 ``controllers``
+    (tuple of str) bound to it.  Immutable, compared by value."""
 
-    mountpoint: str
-    root: str
-    controllers: tuple[str, ...] = ()
+    __slots__ = ("mountpoint", "root", "controllers")
+    _defaults = {"controllers": ()}
 
     def directory(self, cgroup: str) -> str:
         """The directory of the cgroup path ``cgroup`` (as /proc/self/cgroup names it)."""
@@ -57,12 +55,22 @@ class Mount:
         return os.path.join(self.mountpoint, relative.lstrip("/"))
 
 
-@dataclass
 class CgroupLayout:
     """The cgroup filesystems of this machine (``mode`` is unified, hybrid or legacy)."""
 
-    v1: dict[str, Mount] = field(default_factory=dict)   # controller (or name=X) -> mount
-    v2: Mount | None = None
+    __slots__ = ("v1", "v2")
+
+    def __init__(self, v1: dict[str, Mount] | None = None, v2: Mount | None = None):
+        self.v1: dict[str, Mount] = {} if v1 is None else v1   # controller (or name=X) -> mount
+        self.v2: Mount | None = v2
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, CgroupLayout):
+            return NotImplemented
+        return (self.v1, self.v2) == (other.v1, other.v2)
+
+    def __repr__(self) -> str:
+        return f"CgroupLayout(v1={self.v1!r}, v2={self.v2!r})"
 
     @property
     def mode(self) -> str:

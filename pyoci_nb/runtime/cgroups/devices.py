@@ -33,24 +33,20 @@ import ctypes
 import errno
 import os
 import struct
-from dataclasses import dataclass
 
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
+from pyoci_nb.runtime.cgroups.base import FrozenRecord
 
 WILDCARD = None  # a major/minor of "every number"
 _ACCESS_ORDER = "rwm"
 
 
-@dataclass(frozen=True)
-class DeviceRule:
+class DeviceRule(FrozenRecord):
     """One rule: ``allow`` or deny ``access`` (subset of "rwm") to devices of ``type`` a/c/b
-    with ``major``:``minor`` (``None`` = every number)."""
+    with ``major``:``minor`` (``None`` = every number).  Immutable, compared by value."""
 
-    allow: bool
-    type: str = "a"
-    major: int | None = WILDCARD
-    minor: int | None = WILDCARD
-    access: str = "rwm"
+    __slots__ = ("allow", "type", "major", "minor", "access")
+    _defaults = {"type": "a", "major": WILDCARD, "minor": WILDCARD, "access": "rwm"}
 
     def v1_line(self) -> str:
         """The line the v1 devices controller takes: ``c 1:3 rwm``, ``a`` for type all."""
