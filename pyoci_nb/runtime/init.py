@@ -166,6 +166,10 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
         os._exit(status)
 
 
+#: the hooks that run while the container is being created, whose state comes from the runtime
+_CREATE_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer")
+
+
 def _sysctl_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
@@ -185,9 +189,13 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
                                   cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined)
         seccomp_config = linux.get("seccomp")
         seccomp_filter = ctx.seccomp_filter
-        channel.send({"type": "hooks"})
-        state = channel.expect("hooks-done")["state"]
-        hooks.run_hooks(config, "createContainer", state)
+        state = None
+        if any((config.get("hooks") or {}).get(kind) for kind in _CREATE_HOOKS):
+            # the runtime runs prestart/createRuntime and hands us the state for ours (without
+            # any of these hooks the round trip would only cost time)
+            channel.send({"type": "hooks"})
+            state = channel.expect("hooks-done")["state"]
+            hooks.run_hooks(config, "createContainer", state)
         if new_mount_ns or "mount" in ctx.joined:
             mounts.pivot_root(ctx.rootfs, ctx.no_pivot)
         else:
@@ -252,7 +260,8 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         os.close(ctx.fifo_fd)
         # before execve the user process has not run yet: the status is still "created"
         # (runtime.md: "running" means the user-specified program was executed; runc agrees)
-        hooks.run_hooks(config, "startContainer", dict(state, status="created"))
+        if state is not None:
+            hooks.run_hooks(config, "startContainer", dict(state, status="created"))
         # the byte says "started"; the FIFO closing on execve (CLOEXEC) tells `start` that the
         # user process runs, so poststart hooks run after it (runtime.md)
         os.write(fifo, b"0")
