@@ -34,6 +34,6 @@ fi
 stamp=.venv/.pyoci-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat  # a plain .pth path: no import hook at every start-up
   touch "$stamp"
 fi
