@@ -21,7 +21,6 @@ Prints the median of each and its ratio to ``!runc run``.  Needs root.  Not a te
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -34,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runtime_start import make_bundle  # noqa: E402 -- the same `true` bundle as the runtime benchmark
+
 
 def fast_tmp() -> str:
     """Bundles are many small files: keep them on a tmpfs when there is one."""
@@ -41,20 +42,6 @@ def fast_tmp() -> str:
         if os.access(candidate, os.W_OK):
             return candidate
     return tempfile.gettempdir()
-
-
-def make_bundle(directory: Path) -> Path:
-    from pyoci_nb import rootfs
-    from pyoci_nb.spec.defaults import default_config
-
-    bundle = directory / "bundle"
-    bundle.mkdir()
-    rootfs.busybox(bundle / "rootfs")
-    config = default_config()
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["true"]
-    (bundle / "config.json").write_text(json.dumps(config, indent=2))
-    return bundle
 
 
 class BenchKernel:

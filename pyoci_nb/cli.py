@@ -13,12 +13,15 @@ Handlers have the signature ``handler(args: argparse.Namespace) -> int``; they r
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 
 from pyoci_nb import OCI_VERSION, __version__
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~10 ms)
+if TYPE_CHECKING:
+    import argparse
 
 # command -> (handler "module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -60,19 +63,12 @@ def version_text() -> str:
             f"python: {sys.version.split()[0]}\n")
 
 
-class _VersionAction(argparse.Action):
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
-        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        sys.stdout.write(version_text())
-        parser.exit(0)
-
-
 def _help_formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's HelpFormatter, as wide as the terminal (``shutil.get_terminal_size``'s
     rule: $COLUMNS, else the terminal of stdout, else 80) without importing shutil, which
     argparse would import for every parser (~5 ms with bz2 and lzma)."""
+    import argparse
+
     try:
         columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -126,6 +122,16 @@ def command_in(argv: list[str]) -> str | None:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``pyoci`` parser; with ``only``, the other commands are not built at all (the
     caller has checked that ``only`` is the command being run)."""
+    import argparse  # not at module level: `pyoci --version` does without it (and without re)
+
+    class _VersionAction(argparse.Action):
+        def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+            super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            sys.stdout.write(version_text())
+            parser.exit(0)
+
     parser = argparse.ArgumentParser(
         prog="pyoci", allow_abbrev=False, formatter_class=_help_formatter,
         description="pyoci: an OCI runtime (runtime-spec 1.3) with runc's commands and flags.")
@@ -269,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    if argv in (["--version"], ["-v"]):
+        sys.stdout.write(version_text())
+        return 0
     # `pyoci --help run` shows the list of every command: build them all for help
     wants_help = "-h" in argv or "--help" in argv
     parser = build_parser(only=None if wants_help else command_in(argv))

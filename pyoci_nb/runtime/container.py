@@ -24,6 +24,7 @@ import time
 
 from pyoci_nb.errors import (ConfigError, ContainerError, ContainerExists, ContainerNotFound,
                              InvalidState, PyociError, SetupError)
+from pyoci_nb.richrepr import ReprMixin
 from pyoci_nb.runtime import hooks, log, namespaces, process
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
@@ -217,7 +218,7 @@ def _kill_quietly(pid: int, sig: int = 9) -> None:
             pass
 
 
-class Container:
+class Container(ReprMixin):
     """One container in a state root: the runtime spec's lifecycle as methods.
 
     ``create`` -> ``start`` -> (``kill``) -> ``wait`` -> ``delete``; ``state()`` returns the state
@@ -236,24 +237,6 @@ class Container:
         except PyociError:
             status = "deleted"
         return f"<Container {self.id!r} {status} root={self.root!r}>"
-
-    def _repr_html_(self) -> str:
-        try:
-            from pyoci_nb.notebook.reprs import html_repr
-
-            return html_repr(self)
-        except Exception:
-            import html
-
-            return f"<pre>{html.escape(repr(self))}</pre>"
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        try:
-            from pyoci_nb.notebook.reprs import text_repr
-
-            printer.text(text_repr(self))
-        except Exception:
-            printer.text(repr(self))
 
     # --- loading -------------------------------------------------------------------------
     @classmethod
@@ -917,7 +900,7 @@ def list_containers(root: str | None = None) -> list[Container]:
     return [Container(cid, root) for cid in list_ids(root)]
 
 
-class CompletedContainer:
+class CompletedContainer(ReprMixin):
     """What ``run`` returns, like ``subprocess.CompletedProcess``: ``args``, ``returncode``,
     ``stdout``, ``stderr`` (bytes with ``capture_output``, else None) and the container ``id``."""
 
@@ -935,24 +918,6 @@ class CompletedContainer:
         if self.stderr is not None:
             parts.append(f"stderr={self.stderr!r}")
         return f"CompletedContainer({', '.join(parts)})"
-
-    def _repr_html_(self) -> str:
-        try:
-            from pyoci_nb.notebook.reprs import html_repr
-
-            return html_repr(self)
-        except Exception:
-            import html
-
-            return f"<pre>{html.escape(repr(self))}</pre>"
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        try:
-            from pyoci_nb.notebook.reprs import text_repr
-
-            printer.text(text_repr(self))
-        except Exception:
-            printer.text(repr(self))
 
     def check_returncode(self) -> None:
         """Raise ContainerError if the process exited non-zero (like CompletedProcess)."""

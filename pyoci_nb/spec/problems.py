@@ -7,10 +7,11 @@ the rule it breaks and the value itself.  The runtime's pre-flight check, ``pyoc
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
+
+from pyoci_nb.richrepr import ReprMixin  # noqa: F401 -- re-exported for the spec models
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -30,41 +31,6 @@ def short_repr(value: Any, limit: int = 80) -> str:
     """``repr`` of a value, cut to ``limit`` characters for one-line messages."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class ReprMixin:
-    """Rich reprs for Jupyter/IPython, delegated lazily to ``pyoci_nb.notebook.reprs``.
-
-    When that module cannot be imported (or fails), ``_repr_html_`` falls back to the escaped
-    plain text in a ``<pre>`` so a repr never raises.
-    """
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # IPython's pretty printer stops at the first class in the MRO that defines
-        # _repr_pretty_ or __repr__: a dataclass's generated __repr__ would win otherwise.
-        if "_repr_pretty_" not in cls.__dict__:
-            cls._repr_pretty_ = ReprMixin._repr_pretty_
-
-    def _repr_html_(self) -> str:
-        try:
-            from pyoci_nb.notebook.reprs import html_repr
-
-            return html_repr(self)
-        except Exception:
-            return f"<pre>{html.escape(str(self))}</pre>"
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        if cycle:
-            p.text(f"{type(self).__name__}(...)")
-            return
-        try:
-            from pyoci_nb.notebook.reprs import text_repr
-
-            text = text_repr(self)
-        except Exception:
-            text = str(self)
-        p.text(text)
 
 
 @dataclass(frozen=True)
