@@ -218,6 +218,44 @@ def _kill_quietly(pid: int, sig: int = 9) -> None:
             pass
 
 
+#: what this process is a subreaper for: containers it created (until deleted) and exec'd
+#: processes it waits for.  PR_SET_CHILD_SUBREAPER makes every orphan below us our child, and a
+#: caller (pytest, a Jupyter kernel) never reaps those: so it is held only while needed.
+_subreaper_holders: set = set()
+
+
+def _hold_subreaper(holder) -> None:
+    """Become a subreaper (a container's orphaned init is reparented to us) for ``holder``."""
+    if not _subreaper_holders:
+        sc.set_child_subreaper(True)
+    _subreaper_holders.add(holder)
+
+
+def _drop_subreaper(holder) -> None:
+    """``holder`` no longer needs us as subreaper; when nothing does, stop being one and reap the
+    container processes we adopted meanwhile (zombies would keep their pid namespace alive)."""
+    if holder not in _subreaper_holders:
+        return
+    _subreaper_holders.discard(holder)
+    if _subreaper_holders:
+        return
+    sc.set_child_subreaper(False)
+    our_ns = os.readlink("/proc/self/ns/pid")
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            # only our zombies from other pid namespaces: never a child the caller made itself
+            if fields[0] == b"Z" and fields[1].decode() == me and \
+                    os.readlink(f"/proc/{entry}/ns/pid") != our_ns:
+                os.waitpid(int(entry), os.WNOHANG)
+        except (OSError, IndexError):
+            continue
+
+
 class Container(ReprMixin):
     """One container in a state root: the runtime spec's lifecycle as methods.
 
@@ -230,6 +268,10 @@ class Container(ReprMixin):
         self.root = os.path.abspath(root or default_root())
         self._dir = StateDir(self.root, container_id)
         self._exit_status: int | None = None
+
+    @property
+    def _subreaper_key(self) -> tuple:
+        return ("container", self.root, self.id)
 
     def __repr__(self) -> str:
         try:
@@ -306,7 +348,18 @@ class Container(ReprMixin):
             rootless = os.geteuid() != 0
         container = cls(container_id, root)
         if subreaper:
-            sc.set_child_subreaper()
+            _hold_subreaper(container._subreaper_key)
+        try:
+            return cls._create_as(container, bundle_path, console_socket, console_fd, pid_file, no_pivot,
+                                  no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr)
+        except BaseException:
+            _drop_subreaper(container._subreaper_key)
+            raise
+
+    @staticmethod
+    def _create_as(container, bundle_path, console_socket, console_fd, pid_file, no_pivot,
+                   no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr) -> "Container":
+        container_id = container.id
         if _threaded():
             # never fork a multi-threaded process to run Python in the child: let a `pyoci
             # create` child do it (its orphaned init is reparented to us, the subreaper)
@@ -610,6 +663,7 @@ class Container(ReprMixin):
             self._dir.remove()
         finally:
             self._dir.unlock()
+            _drop_subreaper(self._subreaper_key)
 
     def _kill_everything(self, record: dict) -> None:
         pid = record.get("pid") or 0
@@ -664,8 +718,20 @@ class Container(ReprMixin):
             raise ConfigError("cannot allocate a terminal without a console socket", where="--tty",
                               hint="pass --console-socket")
         seccomp_config = (record["config"].get("linux") or {}).get("seccomp")
-        if not detach:
-            sc.set_child_subreaper()
+        # waiting for the exec'd process (our grandchild) needs us as its subreaper
+        holder = None if detach else ("exec", self.root, self.id, object())
+        if holder:
+            _hold_subreaper(holder)
+        try:
+            return self._run_exec(record, proc, seccomp_config, console_socket, console_fd, detach,
+                                  pid_file, preserve_fds, stdin, stdout, stderr)
+        finally:
+            if holder:
+                _drop_subreaper(holder)
+
+    def _run_exec(self, record, proc, seccomp_config, console_socket, console_fd, detach, pid_file,
+                  preserve_fds, stdin, stdout, stderr) -> int:
+        """exec's fork (or ``pyoci exec`` from a multi-threaded process) and wait."""
         if _threaded():
             return self._exec_through_cli(proc, console_socket, console_fd, detach, pid_file,
                                           preserve_fds, (stdin, stdout, stderr))

@@ -295,9 +295,9 @@ def last_capability() -> int:
     return _last_capability
 
 
-def set_child_subreaper() -> None:
+def set_child_subreaper(enabled: bool = True) -> None:
     """PR_SET_CHILD_SUBREAPER: orphaned descendants (a container's init) are reparented to us."""
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_CHILD_SUBREAPER, 1 if enabled else 0)
 
 
 def namespace_type(fd: int) -> int:

@@ -155,7 +155,19 @@ def processes_in_pid_namespace(link: str) -> list[int]:
 
 def gone(pid_ns_link: str) -> bool:
     """No process is left in that pid namespace (SIGKILLed processes take a moment to be reaped)."""
-    return wait_for(lambda: processes_in_pid_namespace(pid_ns_link) == [], timeout=10)
+    if wait_for(lambda: processes_in_pid_namespace(pid_ns_link) == [], timeout=10):
+        return True
+    for pid in processes_in_pid_namespace(pid_ns_link):  # say which, for the failure report
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+            with open(f"/proc/{pid}/cgroup") as f:
+                cgroups = f.read().replace("\n", " ")
+            print(f"left in {pid_ns_link}: pid {pid} {status.get('Name')} state={status.get('State')} "
+                  f"ppid={status.get('PPid')} cgroups={cgroups}")
+        except OSError:
+            pass
+    return False
 
 
 def mounts_under(path: Path) -> list[str]:

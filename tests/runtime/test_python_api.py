@@ -204,3 +204,27 @@ def test_container_from_a_multithreaded_process_does_not_fork_it(bundle, state_r
         stop.set()
         helper.join()
     assert forks == []
+
+
+def _is_child_subreaper() -> bool:
+    import ctypes
+
+    value = ctypes.c_int(-1)
+    assert ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(value), 0, 0, 0) == 0  # PR_GET_CHILD_SUBREAPER
+    return bool(value.value)
+
+
+def test_caller_is_a_subreaper_only_while_its_containers_exist(bundle, state_root, container_id):
+    """The API makes the caller a subreaper so wait() gets init's exit status; afterwards the
+    caller (pytest, a kernel) must not keep adopting orphans it would never reap."""
+    edit_config(bundle, **{"process.args": ["sh", "-c", "sleep 30 & exit 3"]})
+    c = pyoci_nb.Container.create(bundle, id=container_id, root=state_root)
+    try:
+        assert _is_child_subreaper()
+        c.start()
+        assert c.wait(timeout=30) == 3
+    finally:
+        c.delete(force=True)
+    assert not _is_child_subreaper()
+    assert pyoci_nb.run(bundle, ["true"], root=state_root).returncode == 0
+    assert not _is_child_subreaper()
