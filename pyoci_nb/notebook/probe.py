@@ -32,21 +32,19 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as the probe's child program (python -I -S probe.py)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# the runtime's syscall layer (standard library only): the same constants and libc the runtime uses
+from pyoci_nb.runtime import namespaces  # noqa: E402
+from pyoci_nb.runtime.syscalls import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,  # noqa: E402
+                                       CLONE_NEWUSER, CLONE_NEWUTS, MNT_DETACH, MS_NODEV, MS_NOEXEC,
+                                       MS_NOSUID, MS_PRIVATE, MS_REC, libc as _libc)
+
 # --------------------------------------------------------------------------------------------
 # Child side: runs in the fresh probe process (``python probe.py``).
 # --------------------------------------------------------------------------------------------
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
-MS_REC, MS_PRIVATE = 0x4000, 0x40000
-MNT_DETACH = 0x2
 CAP_SYS_ADMIN = 21
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 #: Check names, in the order they are shown.
 CHECK_NAMES = (
@@ -65,10 +63,6 @@ class _StepFailed(Exception):
         super().__init__(step, err)
         self.step = step
         self.errno = err
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def _call(step: str, result: int) -> None:
@@ -189,18 +183,11 @@ def _check_pivot_root(scratch, report_fd):
 
 
 def _check_network(scratch, report_fd):
-    import fcntl
-    import socket
-    import struct
-
     _unshare(CLONE_NEWNET, "unshare(CLONE_NEWNET)")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH14x", b"lo", 0)
-        try:
-            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
-            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-        except OSError as exc:
-            raise _StepFailed("bring loopback up (SIOCSIFFLAGS)", exc.errno) from None
+    try:
+        namespaces.bring_up_loopback()
+    except OSError as exc:
+        raise _StepFailed("bring loopback up (SIOCSIFFLAGS)", exc.errno) from None
     return "new network namespace; loopback brought up"
 
 
