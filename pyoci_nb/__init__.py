@@ -14,7 +14,7 @@ Public names are loaded lazily (PEP 562) so ``import pyoci_nb`` costs almost not
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 __version__ = "0.1.0"
 #: The version of the OCI runtime specification this package implements.
@@ -48,7 +48,8 @@ def __getattr__(name: str):
     except KeyError:
         raise AttributeError(f"module 'pyoci_nb' has no attribute {name!r}") from None
     module_name, _, attribute = target.partition(":")
-    module = importlib.import_module(module_name)
+    __import__(module_name)  # importlib.import_module without importing importlib (CLI start-up)
+    module = sys.modules[module_name]
     value = getattr(module, attribute) if attribute else module
     globals()[name] = value
     return value

@@ -2,26 +2,25 @@
 
 Global flags come before the command, as with runc: ``pyoci [--root DIR] [--log FILE]
 [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND [flags] ID``.  Flags are accepted
-both as ``--flag=value`` and ``--flag value``.  Each command's work lives in the module named in
-``COMMANDS`` and is imported only when that command runs, so ``pyoci --version`` and the lifecycle
-commands never import pydantic, ipywidgets or pyroute2.
+both as ``--flag=value`` and ``--flag value`` (the grammar is in ``cliparse.py``).  Each
+command's work lives in the module named in ``COMMANDS`` and is imported only when that command
+runs, so ``pyoci --version`` and the lifecycle commands never import pydantic, ipywidgets or
+pyroute2.
 
-Handlers have the signature ``handler(args: argparse.Namespace) -> int``; they raise
+Handlers have the signature ``handler(args: cliparse.Arguments) -> int``; they raise
 ``pyoci_nb.errors.PyociError`` for failures the user should read, which is printed on stderr
-(and written to ``--log`` as the last ``"level":"error"`` line) with exit status 1.
+(and written to ``--log`` as the last ``"level":"error"`` line) with exit status 1.  A command
+line that does not parse exits with status 2 and the usage on stderr.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 from pyoci_nb import OCI_VERSION, __version__
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~10 ms)
-if TYPE_CHECKING:
-    import argparse
+from pyoci_nb.cliparse import (Arguments, Command, Flag, HelpRequested, Parser, Positional,
+                               UsageError)
 
 # command -> (handler "module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,187 +62,108 @@ def version_text() -> str:
             f"python: {sys.version.split()[0]}\n")
 
 
-def _help_formatter(prog: str) -> argparse.HelpFormatter:
-    """argparse's HelpFormatter, as wide as the terminal (``shutil.get_terminal_size``'s
-    rule: $COLUMNS, else the terminal of stdout, else 80) without importing shutil, which
-    argparse would import for every parser (~5 ms with bz2 and lzma)."""
-    import argparse
+_CREATE_FLAGS = (
+    Flag("--bundle -b", "path to the root of the bundle directory (default: current directory)", default=".",
+         metavar="DIR"),
+    Flag("--console-socket", "path to an AF_UNIX socket which will receive the pty master fd", metavar="SOCK"),
+    Flag("--pid-file", "file to write the container init's pid to (exists before create returns)", metavar="FILE"),
+    Flag("--no-pivot", "do not use pivot_root to jail the process inside the rootfs", kind="switch"),
+    Flag("--no-new-keyring", "do not create a new session keyring for the container", kind="switch"),
+    Flag("--preserve-fds", "pass N additional file descriptors (3 .. 3+N-1) to the container", kind="int",
+         default=0, metavar="N"),
+)
+_ID = Positional("container_id", "ID", "the container's unique id")
+_FORMAT = Flag("--format -f", "output format", default="table", choices=("table", "json"), metavar="FORMAT")
+_UPDATE_FLAGS = tuple(Flag(name, text) for name, text in (
+    ("--blkio-weight", "blkio weight (10-1000)"), ("--cpu-period", "CPU CFS period (us)"),
+    ("--cpu-quota", "CPU CFS quota (us)"), ("--cpu-share", "CPU shares (relative weight)"),
+    ("--cpu-rt-period", "CPU realtime period (us)"), ("--cpu-rt-runtime", "CPU realtime runtime (us)"),
+    ("--cpu-idle", "CPU idle (0 or 1, v2 only)"),
+    ("--cpuset-cpus", "CPUs to use (0-3, 0,1)"), ("--cpuset-mems", "memory nodes to use"),
+    ("--memory", "memory limit (bytes, or with k/m/g)"), ("--memory-reservation", "memory reservation"),
+    ("--memory-swap", "memory + swap limit"), ("--pids-limit", "maximum number of pids"),
+    ("--kernel-memory", "kernel memory limit (deprecated)"), ("--kernel-memory-tcp", "kernel tcp memory (deprecated)"),
+    ("--l3-cache-schema", "intel RDT L3 cache schema"), ("--mem-bw-schema", "intel RDT memory bandwidth schema"),
+))
 
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
+#: the flags of each command (runc's names and short names)
+_COMMAND_FLAGS: dict[str, tuple[tuple[Flag, ...], tuple[Positional, ...]]] = {
+    "spec": ((Flag("--bundle -b", "path to the root of the bundle directory", default=".", metavar="DIR"),
+              Flag("--rootless", "generate a configuration for a rootless container", kind="switch")), ()),
+    "validate": ((Flag("--bundle -b", "bundle directory to validate (default: current directory)", metavar="DIR"),
+                  Flag("--for-start", "also require what start needs (process.args)", kind="switch"),
+                  Flag("--format -f", "output format", default="text", choices=("text", "json"),
+                       metavar="FORMAT")),
+                 (Positional("file", "FILE", "a config.json file to validate instead of a bundle",
+                             required=False),)),
+    "features": ((), ()),
+    "create": (_CREATE_FLAGS, (_ID,)),
+    "run": (_CREATE_FLAGS + (
+        Flag("--detach -d", "detach from the container's process", kind="switch"),
+        Flag("--keep", "do not delete the container after it exits", kind="switch"),
+        Flag("--no-subreaper", "disable the use of the subreaper used to reap reparented processes",
+             kind="switch")), (_ID,)),
+    "start": ((), (_ID,)),
+    "state": ((), (_ID,)),
+    "pause": ((), (_ID,)),
+    "resume": ((), (_ID,)),
+    "kill": ((Flag("--all -a", "send the signal to all processes in the container", kind="switch"),),
+             (_ID, Positional("signal", "SIGNAL", "signal name (TERM, SIGKILL) or number (default: SIGTERM)",
+                              required=False, default="SIGTERM"))),
+    "delete": ((Flag("--force -f", "forcibly delete the container if it is still running (uses SIGKILL)",
+                     kind="switch"),), (_ID,)),
+    "exec": ((Flag("--console-socket", "path to an AF_UNIX socket which will receive the pty master fd",
+                   metavar="SOCK"),
+              Flag("--cwd", "current working directory in the container", metavar="DIR"),
+              Flag("--env -e", "set environment variables (K=V)", kind="list", metavar="K=V"),
+              Flag("--tty -t", "allocate a pseudo-TTY", kind="switch"),
+              Flag("--user -u", "UID[:GID] to run as", metavar="UID[:GID]"),
+              Flag("--additional-gids -g", "additional gids", kind="int-list", metavar="GID"),
+              Flag("--process -p", "path to a process.json (the process object of config.json)", metavar="FILE"),
+              Flag("--detach -d", "detach from the container's process", kind="switch"),
+              Flag("--pid-file", "file to write the process id to", metavar="FILE"),
+              Flag("--process-label", "set the asm process label (SELinux)", metavar="LABEL"),
+              Flag("--apparmor", "set the apparmor profile for the process", metavar="PROFILE"),
+              Flag("--no-new-privs", "set no_new_privs for the process", kind="switch"),
+              Flag("--cap -c", "add a capability to the bounding set", kind="list", metavar="CAP"),
+              Flag("--preserve-fds", "pass N additional file descriptors to the process", kind="int",
+                   default=0, metavar="N"),
+              Flag("--cgroup", "run in a sub-cgroup (controller:path or path)", kind="list", metavar="PATH"),
+              Flag("--ignore-paused", "allow exec in a paused container", kind="switch")),
+             (_ID, Positional("exec_args", "COMMAND", "command and arguments (after --)", rest=True))),
+    "list": ((_FORMAT, Flag("--quiet -q", "display only container ids", kind="switch")), ()),
+    "ps": ((_FORMAT,), (_ID, Positional("ps_args", "PS_ARGS", "arguments for ps (table format)", rest=True))),
+    "update": ((Flag("--resources -r", "path to a file with linux.resources JSON, or - for stdin",
+                     metavar="FILE"),) + _UPDATE_FLAGS, (_ID,)),
+    "events": ((Flag("--interval", "set the stats collection interval (e.g. 1s, 500ms)", default="5s",
+                     metavar="DURATION"),
+                Flag("--stats", "display the container's stats then exit", kind="switch")), (_ID,)),
+    "checkpoint": ((), (Positional("rest", "ARGS", "(not supported)", rest=True),)),
+    "restore": ((), (Positional("rest", "ARGS", "(not supported)", rest=True),)),
+}
 
-
-def _add_id(p: argparse.ArgumentParser) -> None:
-    p.add_argument("container_id", metavar="ID", help="the container's unique id")
-
-
-def _add_create_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", "-b", default=".", help="path to the root of the bundle directory (default: current directory)")
-    p.add_argument("--console-socket", default=None, help="path to an AF_UNIX socket which will receive the pty master fd")
-    p.add_argument("--pid-file", default=None, help="file to write the container init's pid to (exists before create returns)")
-    p.add_argument("--no-pivot", action="store_true", help="do not use pivot_root to jail the process inside the rootfs")
-    p.add_argument("--no-new-keyring", action="store_true", help="do not create a new session keyring for the container")
-    p.add_argument("--preserve-fds", type=int, default=0, help="pass N additional file descriptors (3 .. 3+N-1) to the container")
-
-
-class _FlagsNotBuilt:
-    """Stands in for the sub-parser of a command that is not being run: building argparse
-    actions for all of runc's flags costs more than the rest of ``pyoci state``."""
-
-    def add_argument(self, *args, **kwargs) -> None:
-        pass
-
-
-# global flags that take a value (skipped when looking for the command name)
-_GLOBAL_VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless", "--criu")
-
-
-def command_in(argv: list[str]) -> str | None:
-    """The command named in ``argv`` (the first word that is not a global flag or its value)."""
-    skip = False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word in _GLOBAL_VALUE_FLAGS:
-            skip = True
-        elif not word.startswith("-"):
-            return word if word in COMMANDS else None
-    return None
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The ``pyoci`` parser; with ``only``, the other commands are not built at all (the
-    caller has checked that ``only`` is the command being run)."""
-    import argparse  # not at module level: `pyoci --version` does without it (and without re)
-
-    class _VersionAction(argparse.Action):
-        def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
-            super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
-
-        def __call__(self, parser, namespace, values, option_string=None):
-            sys.stdout.write(version_text())
-            parser.exit(0)
-
-    parser = argparse.ArgumentParser(
-        prog="pyoci", allow_abbrev=False, formatter_class=_help_formatter,
-        description="pyoci: an OCI runtime (runtime-spec 1.3) with runc's commands and flags.")
-    parser.add_argument("--version", "-v", action=_VersionAction, help="print the version")
-    parser.add_argument("--root", default=None, help="root directory for storage of container state (default: /run/pyoci, or $XDG_RUNTIME_DIR/pyoci)")
-    parser.add_argument("--log", default=None, help="set the log file to write runtime logs to (default: stderr)")
-    parser.add_argument("--log-format", default="text", choices=("text", "json"), help="log format: text (default) or json")
-    parser.add_argument("--debug", action="store_true", help="enable debug logging")
-    parser.add_argument("--systemd-cgroup", action="store_true", help="manage cgroups through systemd (not supported: refused)")
-    parser.add_argument("--rootless", dest="rootless_mode", default="auto", choices=("auto", "true", "false"), help="ignore cgroup permission errors (auto: when not root)")
-    parser.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def add(name: str) -> argparse.ArgumentParser:
-        if only not in (None, name):
-            return _FlagsNotBuilt()  # each sub-parser costs ~1 ms (argparse's gettext look-ups)
-        return sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1],
-                              allow_abbrev=False, formatter_class=_help_formatter)
-
-    p = add("spec")
-    p.add_argument("--bundle", "-b", default=".", help="path to the root of the bundle directory")
-    p.add_argument("--rootless", action="store_true", help="generate a configuration for a rootless container")
-
-    p = add("validate")
-    p.add_argument("--bundle", "-b", default=None, help="bundle directory to validate (default: current directory)")
-    p.add_argument("--for-start", action="store_true", help="also require what start needs (process.args)")
-    p.add_argument("--format", "-f", default="text", choices=("text", "json"), help="output format")
-    p.add_argument("file", nargs="?", default=None, help="a config.json file to validate instead of a bundle")
-
-    add("features")
-
-    p = add("create")
-    _add_create_flags(p)
-    _add_id(p)
-
-    p = add("run")
-    _add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true", help="detach from the container's process")
-    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
-    p.add_argument("--no-subreaper", action="store_true", help="disable the use of the subreaper used to reap reparented processes")
-    _add_id(p)
-
-    for name in ("start", "state", "pause", "resume"):
-        p = add(name)
-        _add_id(p)
-
-    p = add("kill")
-    p.add_argument("--all", "-a", action="store_true", help="send the signal to all processes in the container")
-    _add_id(p)
-    p.add_argument("signal", nargs="?", default="SIGTERM", help="signal name (TERM, SIGKILL) or number (default: SIGTERM)")
-
-    p = add("delete")
-    p.add_argument("--force", "-f", action="store_true", help="forcibly delete the container if it is still running (uses SIGKILL)")
-    _add_id(p)
-
-    p = add("exec")
-    p.add_argument("--console-socket", default=None, help="path to an AF_UNIX socket which will receive the pty master fd")
-    p.add_argument("--cwd", default=None, help="current working directory in the container")
-    p.add_argument("--env", "-e", action="append", default=[], help="set environment variables (K=V, repeatable)")
-    p.add_argument("--tty", "-t", action="store_true", help="allocate a pseudo-TTY")
-    p.add_argument("--user", "-u", default=None, help="UID[:GID] to run as")
-    p.add_argument("--additional-gids", "-g", action="append", type=int, default=[], help="additional gids (repeatable)")
-    p.add_argument("--process", "-p", default=None, help="path to a process.json (the process object of config.json)")
-    p.add_argument("--detach", "-d", action="store_true", help="detach from the container's process")
-    p.add_argument("--pid-file", default=None, help="file to write the process id to")
-    p.add_argument("--process-label", default=None, help="set the asm process label (SELinux)")
-    p.add_argument("--apparmor", default=None, help="set the apparmor profile for the process")
-    p.add_argument("--no-new-privs", action="store_true", help="set no_new_privs for the process")
-    p.add_argument("--cap", "-c", action="append", default=[], help="add a capability to the bounding set")
-    p.add_argument("--preserve-fds", type=int, default=0, help="pass N additional file descriptors to the process")
-    p.add_argument("--cgroup", action="append", default=[], help="run in a sub-cgroup (controller:path or path)")
-    p.add_argument("--ignore-paused", action="store_true", help="allow exec in a paused container")
-    _add_id(p)
-    p.add_argument("exec_args", metavar="COMMAND", nargs=argparse.REMAINDER, help="command and arguments (after --)")
-
-    p = add("list")
-    p.add_argument("--format", "-f", default="table", choices=("table", "json"), help="table or json")
-    p.add_argument("--quiet", "-q", action="store_true", help="display only container ids")
-
-    p = add("ps")
-    p.add_argument("--format", "-f", default="table", choices=("table", "json"), help="table or json")
-    _add_id(p)
-    p.add_argument("ps_args", nargs=argparse.REMAINDER, help="arguments for ps (table format)")
-
-    p = add("update")
-    p.add_argument("--resources", "-r", default=None, help="path to a file with linux.resources JSON, or - for stdin")
-    for flag, helptext in (
-        ("--blkio-weight", "blkio weight (10-1000)"), ("--cpu-period", "CPU CFS period (us)"),
-        ("--cpu-quota", "CPU CFS quota (us)"), ("--cpu-share", "CPU shares (relative weight)"),
-        ("--cpu-rt-period", "CPU realtime period (us)"), ("--cpu-rt-runtime", "CPU realtime runtime (us)"),
-        ("--cpu-idle", "CPU idle (0 or 1, v2 only)"),
-        ("--cpuset-cpus", "CPUs to use (0-3, 0,1)"), ("--cpuset-mems", "memory nodes to use"),
-        ("--memory", "memory limit (bytes, or with k/m/g)"), ("--memory-reservation", "memory reservation"),
-        ("--memory-swap", "memory + swap limit"), ("--pids-limit", "maximum number of pids"),
-        ("--kernel-memory", "kernel memory limit (deprecated)"), ("--kernel-memory-tcp", "kernel tcp memory (deprecated)"),
-        ("--l3-cache-schema", "intel RDT L3 cache schema"), ("--mem-bw-schema", "intel RDT memory bandwidth schema"),
-    ):
-        p.add_argument(flag, default=None, help=helptext)
-    _add_id(p)
-
-    p = add("events")
-    p.add_argument("--interval", default="5s", help="set the stats collection interval (e.g. 1s, 500ms)")
-    p.add_argument("--stats", action="store_true", help="display the container's stats then exit")
-    _add_id(p)
-
-    for name in ("checkpoint", "restore"):
-        p = add(name)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-    return parser
+GLOBAL_FLAGS = (
+    Flag("--root", "root directory for storage of container state (default: /run/pyoci, or "
+                   "$XDG_RUNTIME_DIR/pyoci)", metavar="DIR"),
+    Flag("--log", "set the log file to write runtime logs to (default: stderr)", metavar="FILE"),
+    Flag("--log-format", "log format", default="text", choices=("text", "json"), metavar="FORMAT"),
+    Flag("--debug", "enable debug logging", kind="switch"),
+    Flag("--systemd-cgroup", "manage cgroups through systemd (not supported: refused)", kind="switch"),
+    Flag("--rootless", "ignore cgroup permission errors (auto: when not root)", default="auto",
+         choices=("auto", "true", "false"), dest="rootless_mode", metavar="MODE"),
+    Flag("--criu", "path to criu (checkpoint/restore are not supported)", hidden=True),
+    Flag("--version -v", "print the version", kind="switch"),
+)
 
 
-def unsupported_command(args: argparse.Namespace) -> int:
+def build_parser() -> Parser:
+    """The ``pyoci`` command line: runc's global flags, commands and flags."""
+    commands = tuple(Command(name, COMMANDS[name][1], *_COMMAND_FLAGS[name]) for name in COMMANDS)
+    return Parser("pyoci", "pyoci: an OCI runtime (runtime-spec 1.3) with runc's commands and flags.",
+                  GLOBAL_FLAGS, commands)
+
+
+def unsupported_command(args: Arguments) -> int:
     from pyoci_nb.errors import UnsupportedError
 
     raise UnsupportedError(f"'{args.command}' is not supported by pyoci",
@@ -252,7 +172,8 @@ def unsupported_command(args: argparse.Namespace) -> int:
 
 def _load_handler(command: str):
     module_name, _, function = COMMANDS[command][0].partition(":")
-    return getattr(importlib.import_module(module_name), function)
+    __import__(module_name)  # importlib.import_module without importing importlib
+    return getattr(sys.modules[module_name], function)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,18 +199,27 @@ def _main(argv: list[str]) -> int:
     if argv in (["--version"], ["-v"]):
         sys.stdout.write(version_text())
         return 0
-    # `pyoci --help run` shows the list of every command: build them all for help
-    wants_help = "-h" in argv or "--help" in argv
-    parser = build_parser(only=None if wants_help else command_in(argv))
-    args = parser.parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse(argv)
+    except HelpRequested as wanted:
+        sys.stdout.write(parser.help(wanted.command))
+        return 0
+    except UsageError as error:
+        prefix = f"{parser.prog} {error.command.name}" if error.command else parser.prog
+        sys.stderr.write(f"{prefix}: {error}\n{parser.usage(error.command)}\n")
+        return 2
+    if args.version:
+        sys.stdout.write(version_text())
+        return 0
+    if args.command is None:
+        sys.stderr.write(parser.help())
+        return 2
     from pyoci_nb.runtime import log
 
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
     try:
         log.configure(args.log, args.log_format, args.debug)
-    except Exception as exc:  # bad --log-format is caught by argparse; an unwritable path is not
+    except Exception as exc:  # a bad --log-format is a usage error; an unwritable path is not
         sys.stderr.write(f"pyoci: {exc}\n")
         return 1
     if args.root is None:
@@ -319,7 +249,7 @@ def _main(argv: list[str]) -> int:
         return 1
 
 
-def _report_error(args: argparse.Namespace, message: str) -> None:
+def _report_error(args: Arguments, message: str) -> None:
     """Log the error (the last "level":"error" line is what engines show) and, when the log
     goes to a file, print it on stderr as well, as runc does."""
     from pyoci_nb.runtime import log

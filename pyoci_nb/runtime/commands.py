@@ -8,27 +8,27 @@ messages keep runc's words where engines match on them ("does not exist",
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from pyoci_nb.errors import ContainerNotFound, PyociError
+from pyoci_nb.runtime import jsonio
 from pyoci_nb.runtime.container import Container, parse_signal
 
 
 def _rootless(args) -> bool:
-    value = getattr(args, "rootless", "auto")
+    value = getattr(args, "rootless_mode", "auto")  # the global --rootless flag
     if value == "auto":
         return os.geteuid() != 0
     return value == "true"
 
 
-def _create(args, subreaper: bool, console_fd: int | None = None) -> Container:
+def _create(args, subreaper: bool, console_fd: int | None = None, start: bool = False) -> Container:
     return Container.create(args.bundle, id=args.container_id, root=args.root,
                             console_socket=args.console_socket, console_fd=console_fd,
                             pid_file=args.pid_file, no_pivot=args.no_pivot,
                             no_new_keyring=args.no_new_keyring, preserve_fds=args.preserve_fds,
-                            rootless=_rootless(args), subreaper=subreaper)
+                            rootless=_rootless(args), subreaper=subreaper, start=start)
 
 
 def create_command(args) -> int:
@@ -46,7 +46,7 @@ def start_command(args) -> int:
 def state_command(args) -> int:
     """runtime.md "state": print the state JSON (state-schema.json)."""
     state = Container.load(args.container_id, args.root).state()
-    sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    sys.stdout.write(jsonio.dumps(state, indent=2) + "\n")
     return 0
 
 
@@ -93,7 +93,9 @@ def run_command(args) -> int:
 
             relay_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             console_fd = init_end.fileno()
-    container = _create(args, subreaper=not args.detach, console_fd=console_fd)
+    # create and start as one operation (a failure removes everything), except with --keep,
+    # which keeps a container whose start failed for inspection
+    container = _create(args, subreaper=not args.detach, console_fd=console_fd, start=not args.keep)
     master = None
     if relay_end is not None:
         from pyoci_nb.runtime.console import receive_fd
@@ -101,12 +103,8 @@ def run_command(args) -> int:
         master = receive_fd(relay_end)
         relay_end.close()
         init_end.close()
-    try:
+    if args.keep:
         container.start()
-    except PyociError:
-        if not args.keep and not args.detach:
-            container.delete(force=True)
-        raise
     if args.detach:
         return 0
     pid = container.state()["pid"]
@@ -145,7 +143,7 @@ def exec_command(args) -> int:
 
         try:
             with open(args.process) as f:
-                process_config = json.load(f)
+                process_config = jsonio.loads(f.read())
         except (OSError, ValueError) as exc:
             raise ConfigError("cannot read the process file", where=args.process, why=str(exc)) from None
     command = list(args.exec_args or [])
@@ -220,7 +218,7 @@ def list_command(args) -> int:
         except ContainerNotFound:
             continue
     if args.format == "json":
-        sys.stdout.write(json.dumps(states) + "\n")
+        sys.stdout.write(jsonio.dumps(states) + "\n")
     elif args.quiet:
         for state in states:
             sys.stdout.write(state["id"] + "\n")
@@ -256,7 +254,7 @@ def ps_command(args) -> int:
     elif container.status != "stopped":
         pids = [record["pid"]]
     if args.format == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(jsonio.dumps(pids) + "\n")
         return 0
     import subprocess
 

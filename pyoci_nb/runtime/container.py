@@ -18,14 +18,13 @@ Standard library only.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from pyoci_nb.errors import (ConfigError, ContainerError, ContainerExists, ContainerNotFound,
                              InvalidState, PyociError, SetupError)
 from pyoci_nb.richrepr import ReprMixin
-from pyoci_nb.runtime import hooks, log, namespaces, process
+from pyoci_nb.runtime import hooks, jsonio, log, namespaces, process
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
                                     public_state)
@@ -48,7 +47,7 @@ def load_config(bundle: str) -> dict:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            config = json.loads(f.read())
+            config = jsonio.loads(f.read())
     except FileNotFoundError:
         raise ConfigError("config.json not found", where=path,
                           why="a bundle is a directory with config.json and the root filesystem",
@@ -188,6 +187,15 @@ def _sysctl_namespace(key: str) -> str | None:
     return None
 
 
+def _tell(channel, kind: str) -> None:
+    """Send init a message it waits for (``cgroup-joined``).  If init has already failed, its
+    error message is waiting in the channel: the caller reads it next."""
+    try:
+        channel.send({"type": kind})
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 def _write_file_atomic(path: str, text: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
@@ -240,6 +248,11 @@ def _drop_subreaper(holder) -> None:
     if _subreaper_holders:
         return
     sc.set_child_subreaper(False)
+    try:  # is there any zombie child at all?  (WNOWAIT: only look, reap nothing)
+        if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            return
+    except ChildProcessError:
+        return
     our_ns = os.readlink("/proc/self/ns/pid")
     me = str(os.getpid())
     for entry in os.listdir("/proc"):
@@ -337,11 +350,15 @@ class Container(ReprMixin):
                pid_file: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
                preserve_fds: int = 0, rootless: bool | None = None,
                stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-               subreaper: bool = True) -> "Container":
+               subreaper: bool = True, start: bool = False) -> "Container":
         """runtime.md "Create": set up everything config.json asks for, without running the
         user process.  ``stdin``/``stdout``/``stderr`` are fds for the container's stdio
         (default: ours).  With ``subreaper`` (the Python API's default) this process becomes
-        the init's parent, so ``wait()`` returns its exit status."""
+        the init's parent, so ``wait()`` returns its exit status.
+
+        With ``start`` this is runc's ``run`` up to the wait: create, then start, as one
+        operation under the per-id lock; the user process is released as soon as init is
+        ready, while the runtime finishes its bookkeeping (state, pid file)."""
         bundle_path = _bundle_path(bundle)
         container_id = id or "pyoci-" + os.urandom(6).hex()
         if rootless is None:
@@ -351,14 +368,14 @@ class Container(ReprMixin):
             _hold_subreaper(container._subreaper_key)
         try:
             return cls._create_as(container, bundle_path, console_socket, console_fd, pid_file, no_pivot,
-                                  no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr)
+                                  no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr, start)
         except BaseException:
             _drop_subreaper(container._subreaper_key)
             raise
 
     @staticmethod
     def _create_as(container, bundle_path, console_socket, console_fd, pid_file, no_pivot,
-                   no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr) -> "Container":
+                   no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr, start) -> "Container":
         container_id = container.id
         if _threaded():
             # never fork a multi-threaded process to run Python in the child: let a `pyoci
@@ -374,16 +391,19 @@ class Container(ReprMixin):
                                      hint="pass console_socket (a path) instead")
             _run_cli(container.root, argv + [container_id], (stdin, stdout, stderr),
                      rootless=rootless, preserve_fds=preserve_fds)
+            if start:
+                container.start()
             return container
         container._create(bundle_path, console_socket=console_socket, console_fd=console_fd,
                           pid_file=pid_file, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                           preserve_fds=preserve_fds, rootless=rootless,
-                          stdio=(stdin, stdout, stderr))
+                          stdio=(stdin, stdout, stderr), start=start)
         return container
 
     def _create(self, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
-                no_new_keyring, preserve_fds, rootless, stdio) -> None:
-        from pyoci_nb.runtime.init import Channel, InitContext, intermediate_main, preload_modules
+                no_new_keyring, preserve_fds, rootless, stdio, start=False) -> None:
+        from pyoci_nb.runtime.init import (Channel, InitContext, init_direct, intermediate_main,
+                                           preload_modules)
 
         config = load_config(bundle)
         preload_modules(config)  # once per process, not once per forked child
@@ -411,6 +431,7 @@ class Container(ReprMixin):
             from pyoci_nb.runtime.cgroups import manager_for
 
             cgroup = manager_for(config, self.id, rootless)
+            direct = namespaces.forks_init_directly(facts["joined"], facts["flags"])
             cgroup.create()
             record["cgroup"] = cgroup.to_state()
             state_dir.write(record)
@@ -429,17 +450,29 @@ class Container(ReprMixin):
                               no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                               preserve_fds=preserve_fds, fifo_fd=fifo_fd, console_fd=console_fd,
                               container_id=self.id, stdio=stdio,
-                              close_fds=[state_dir.lock_fd])
-            ipid = os.fork()
-            if ipid == 0:
-                parent.sock.close()
-                intermediate_main(ctx, child)  # never returns
+                              close_fds=[state_dir.lock_fd], cgroup_dirs=cgroup.directories())
+            if direct:
+                new_pid_ns = bool(facts["flags"] & sc.CLONE_NEWPID)
+                init_pid = namespaces.fork_into_new_pid_namespace() if new_pid_ns else os.fork()
+                if init_pid == 0:
+                    parent.sock.close()
+                    init_direct(ctx, child)  # never returns
+            else:
+                ipid = os.fork()
+                if ipid == 0:
+                    parent.sock.close()
+                    intermediate_main(ctx, child)  # never returns
             child.close()
-            cgroup.apply(ipid)
+            # while init sets up its namespaces and mounts: the cgroup's limits, then init into
+            # it (the first move into a cgroup waits for an RCU grace period: milliseconds)
+            if direct:
+                record.update(pid=init_pid, initStartTime=sc.process_start_time(init_pid))
             resources = (config.get("linux") or {}).get("resources")
             if resources:
                 cgroup.set(resources)
-            parent.send({"type": "go"})
+            if direct:
+                cgroup.apply(init_pid)
+                _tell(parent, "cgroup-joined")
             while True:
                 message, fds = parent.receive()
                 if message is None:
@@ -452,12 +485,14 @@ class Container(ReprMixin):
                 elif kind == "pid":
                     init_pid = message["pid"]
                     record.update(pid=init_pid, initStartTime=sc.process_start_time(init_pid))
-                    state_dir.write(record)
                     os.waitpid(ipid, 0)
                     ipid = 0
+                    cgroup.apply(init_pid)
+                    _tell(parent, "cgroup-joined")
                 elif kind == "hooks":
                     state = public_state(record, "creating")
                     state["pid"] = init_pid
+                    state_dir.write(record)  # hooks take time: `delete --force` must find init
                     hook_failed = True
                     hooks.run_hooks(config, "prestart", state)
                     hooks.run_hooks(config, "createRuntime", state)
@@ -477,6 +512,9 @@ class Container(ReprMixin):
                             os.close(fd)
                     parent.send({"type": "seccomp-listener-done"})
                 elif kind == "ready":
+                    if start:  # a reader on the FIFO: init goes on to execve at once
+                        fifo_reader = os.open(state_dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                        fds_to_close.append(fifo_reader)
                     break
                 elif kind == "error":
                     error = SetupError("container init failed", why=message.get("message"))
@@ -484,10 +522,16 @@ class Container(ReprMixin):
                 else:
                     raise SetupError(f"unexpected message from the container's init: {message!r}")
             record["status"] = "created"
+            record["cgroup"] = cgroup.to_state()
             state_dir.write(record)
             if pid_file:
                 _write_file_atomic(os.path.abspath(pid_file), str(init_pid))
             log.debug("container created", id=self.id, pid=init_pid)
+            if start:
+                fds_to_close.remove(fifo_reader)
+                hook_failed = True  # a failed start ends like a stopped container: poststop runs
+                self._start_user_process(record, fifo_reader)
+                hook_failed = False
         except BaseException:
             self._teardown_failed_create(record, cgroup, ipid, init_pid, config, hook_failed)
             raise
@@ -538,20 +582,25 @@ class Container(ReprMixin):
                         "creating": "cannot start a container that is still being created"}[status]
                 raise InvalidState(what, where=f"container {self.id!r}",
                                    why="runtime.md: start needs a container in the created state")
-            self._release(record)
-            record["status"] = "running"
-            self._dir.write(record)
-            try:
-                hooks.run_hooks(record["config"], "poststart", public_state(record, "running"))
-            except SetupError:
-                _kill_quietly(record["pid"])
-                _wait_gone(record["pid"], record.get("initStartTime"))
-                raise
+            self._start_user_process(record)
 
-    def _release(self, record: dict) -> None:
-        """Open the exec FIFO for reading: init's blocked open returns, it writes one byte and
-        goes on to execve.  Fails if init dies instead."""
-        fd = os.open(self._dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    def _start_user_process(self, record: dict, fifo_reader: int | None = None) -> None:
+        """Release the user process (the status reads running from then on: no FIFO), then
+        run the ``poststart`` hooks; a failing hook kills the container."""
+        self._release(record, fifo_reader)
+        try:
+            hooks.run_hooks(record["config"], "poststart", public_state(record, "running"))
+        except SetupError:
+            _kill_quietly(record["pid"])
+            _wait_gone(record["pid"], record.get("initStartTime"))
+            raise
+
+    def _release(self, record: dict, fd: int | None = None) -> None:
+        """Open the exec FIFO for reading (or use ``fd``, opened so already): init's blocked
+        open returns, it writes one byte and goes on to execve, which closes its end.  Fails
+        if init dies instead."""
+        if fd is None:
+            fd = os.open(self._dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             import select
 
@@ -573,7 +622,7 @@ class Container(ReprMixin):
                                          why="the init process died while starting (a startContainer hook "
                                              "or the last set-up steps failed; see the container's stderr)")
                 if data == b"":
-                    time.sleep(0.002)  # no writer yet: read() says EOF at once
+                    time.sleep(0.0005)  # no writer yet: read() says EOF at once
             if b"E" in received:  # "E" + message: init failed after create returned
                 raise SetupError("container init failed", where=f"container {self.id!r}",
                                  why=received[received.index(b"E") + 1:].decode(errors="replace"))
@@ -650,14 +699,20 @@ class Container(ReprMixin):
                                        where=f"container {self.id!r}",
                                        why="runtime.md: delete of a container that is not stopped is an error",
                                        hint="kill it first, or use delete --force")
-            self._kill_everything(record)
-            if record.get("status") != "creating":
-                hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
+            manager = None
             if record.get("cgroup"):
                 from pyoci_nb.runtime.cgroups import manager_from_state
 
                 try:
-                    manager_from_state(record["cgroup"]).destroy()
+                    manager = manager_from_state(record["cgroup"])
+                except Exception as exc:  # a corrupt record: still remove the rest
+                    log.warning(f"the saved cgroup of container {self.id!r} is unusable: {exc}")
+            self._kill_everything(record, manager)
+            if record.get("status") != "creating":
+                hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
+            if manager is not None:
+                try:
+                    manager.destroy()
                 except Exception as exc:
                     log.warning(f"removing the cgroup of container {self.id!r}: {exc}")
             self._dir.remove()
@@ -665,7 +720,7 @@ class Container(ReprMixin):
             self._dir.unlock()
             _drop_subreaper(self._subreaper_key)
 
-    def _kill_everything(self, record: dict) -> None:
+    def _kill_everything(self, record: dict, manager) -> None:
         pid = record.get("pid") or 0
         if record.get("status") == "creating":
             # the runtime died mid-create: its intermediate and init may still be around
@@ -673,11 +728,8 @@ class Container(ReprMixin):
                 _kill_quietly(pid)
         elif init_alive(record):
             _kill_quietly(pid)
-        if record.get("cgroup"):
-            from pyoci_nb.runtime.cgroups import manager_from_state
-
+        if manager is not None:
             try:
-                manager = manager_from_state(record["cgroup"])
                 for _ in range(50):
                     pids = manager.pids()
                     if not pids:
@@ -816,7 +868,7 @@ class Container(ReprMixin):
         with tempfile.TemporaryDirectory(prefix="pyoci-exec-") as work:
             process_file = os.path.join(work, "process.json")
             with open(process_file, "w") as f:
-                json.dump(proc, f)
+                f.write(jsonio.dumps(proc))
             own_pid_file = pid_file or os.path.join(work, "pid")
             argv = ["exec", "--detach", "--process", process_file, "--pid-file", own_pid_file]
             argv += ["--console-socket", console_socket] if console_socket else []
@@ -865,8 +917,8 @@ def _run_cli(root: str, argv: list[str], stdio: tuple, rootless: bool | None = N
                               pass_fds=[log_file.fileno()] + list(range(3, 3 + preserve_fds)))
         if done.returncode != 0:
             log_file.seek(0)
-            errors = [json.loads(l) for l in log_file.read().decode().splitlines()
-                      if l.strip() and json.loads(l).get("level") == "error"]
+            errors = [jsonio.loads(l) for l in log_file.read().decode().splitlines()
+                      if l.strip() and jsonio.loads(l).get("level") == "error"]
             message = errors[-1]["msg"] if errors else f"pyoci {argv[0]} exited with status {done.returncode}"
             if "does not exist" in message:
                 raise ContainerNotFound(argv[-1])
@@ -1038,7 +1090,7 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
         config["root"]["path"] = os.path.join(bundle, rootfs)
         work = tempfile.mkdtemp(prefix="pyoci-run-")
         with open(os.path.join(work, "config.json"), "w") as f:
-            json.dump(config, f)
+            f.write(jsonio.dumps(config))
         bundle_for_create = work
     else:
         bundle_for_create = bundle
@@ -1060,9 +1112,8 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
             pipes += [out_r, out_w, err_r, err_w]
             stdout_fd, stderr_fd = out_w, err_w
         container = Container.create(bundle_for_create, id=id, root=root, stdin=stdin_fd,
-                                     stdout=stdout_fd, stderr=stderr_fd)
+                                     stdout=stdout_fd, stderr=stderr_fd, start=True)
         try:
-            container.start()
             for fd in (stdin_fd, stdout_fd, stderr_fd):
                 if fd is not None:
                     os.close(fd)

@@ -10,9 +10,8 @@ is an error that stops and tears down the container; a failing ``poststop`` hook
 
 from __future__ import annotations
 
-import json
-
 from pyoci_nb.errors import ConfigError, SetupError
+from pyoci_nb.runtime import jsonio
 
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -42,7 +41,7 @@ def run_hooks(config: dict, kind: str, state: dict) -> None:
         return
     import subprocess
 
-    data = json.dumps(state).encode()
+    data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         path = hook["path"]
         args = hook.get("args") or [path]

@@ -1,10 +1,20 @@
 """What runs inside the new namespaces, from fork to execve (runtime.md "Lifecycle" steps 2-3,
 config.md/config-linux.md for each step).
 
-``create`` forks an *intermediate* process which joins namespaces given by path (user first),
-unshares a new user namespace (the runtime writes its id maps), unshares the other new
-namespaces (a new pid namespace only applies to children) and forks the container's *init*
-(PID 1 there), reports init's pid and exits.  Init then, in this order:
+``create`` starts the container's *init* (PID 1 of its pid namespace) in one of two ways:
+
+* directly (``init_direct``), when the config has no user or time namespace: the runtime forks
+  init into a new pid namespace (``namespaces.fork_into_new_pid_namespace``) and init joins the
+  namespaces given by path and unshares the other new ones itself;
+* through an *intermediate* process (``intermediate_main``) otherwise: it joins namespaces given
+  by path (user first), unshares a new user namespace (the runtime writes its id maps),
+  unshares the other new namespaces (a new pid or time namespace only applies to children),
+  forks init, reports init's pid and exits.
+
+Meanwhile the runtime moves init into the container's cgroup and says ``cgroup-joined``; init
+waits for that before anything that must happen inside the cgroup (a new cgroup namespace,
+hooks, reporting ``ready``), so the cgroup migration overlaps with the mounts.  Init then, in
+this order:
 
 1. prepares the rootfs (propagation, rootfs bind, ``mounts``, /dev) -- ``mounts.prepare_rootfs``
 2. asks the runtime to run ``prestart``/``createRuntime`` hooks, then runs ``createContainer``
@@ -15,7 +25,7 @@ namespaces (a new pid namespace only applies to children) and forks the containe
 7. reports "ready"; opens the exec FIFO for writing, which blocks until ``start``
 8. ``startContainer`` hooks, seccomp (last), execve
 
-Both processes talk to the runtime over a SOCK_SEQPACKET socket (``Channel``): one JSON message
+These processes talk to the runtime over a SOCK_SEQPACKET socket (``Channel``): one JSON message
 per packet, file descriptors in SCM_RIGHTS.  A failure becomes an ``error`` message carrying the
 step, so the runtime's last log line tells the whole story.  These functions never return.
 """
@@ -23,11 +33,10 @@ step, so the runtime's last log line tells the whole story.  These functions nev
 from __future__ import annotations
 
 import _socket  # the C module: `socket` costs ~5 ms of imports on every create and is not needed
-import json
 import os
 import sys
 
-from pyoci_nb.runtime import hooks, mounts, namespaces, process
+from pyoci_nb.runtime import hooks, jsonio, mounts, namespaces, process
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.syscalls import Step
 
@@ -46,7 +55,7 @@ class Channel:
 
     def send(self, message: dict, fds: list[int] | None = None) -> None:
         """Send one message (and fds with SCM_RIGHTS)."""
-        data = json.dumps(message).encode()
+        data = jsonio.dumps(message).encode()
         if fds:
             rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
             self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
@@ -65,7 +74,7 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             return None, []
-        return json.loads(data), fds
+        return jsonio.loads(data), fds
 
     def expect(self, kind: str) -> dict:
         """The next message, which must be of type ``kind``; exits if the runtime is gone."""
@@ -106,6 +115,17 @@ class InitContext:
         self.seccomp_filter = None
         #: the runtime's fds the container must not keep (the state lock: flock is per open file)
         self.close_fds: list[int] = list(fields.get("close_fds") or [])
+        #: the cgroup directories init is being moved into (what /proc/self/cgroup will show
+        #: once the runtime says ``cgroup-joined``), for the ``cgroup`` mount
+        self.cgroup_dirs: list[str] = list(fields.get("cgroup_dirs") or [])
+        #: has the runtime said that init is in the container's cgroup?
+        self.cgroup_joined = False
+
+    def await_cgroup(self, channel: "Channel") -> None:
+        """Wait until the runtime has moved init into the container's cgroup (once)."""
+        if not self.cgroup_joined:
+            channel.expect("cgroup-joined")
+            self.cgroup_joined = True
 
 
 def _set_stdio(stdio: tuple) -> None:
@@ -125,16 +145,42 @@ def _report_error(channel: Channel, exc: BaseException) -> None:
         sys.stderr.write(f"pyoci init: {message}\n")
 
 
+def _prelude(ctx: InitContext) -> None:
+    """First steps of a freshly forked process: drop the runtime's fds, take the container's
+    stdio, compile the seccomp filter while libseccomp is reachable."""
+    for fd in ctx.close_fds:
+        os.close(fd)
+    _set_stdio(ctx.stdio)
+    preload_modules(ctx.config)
+    ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
+
+
+#: namespaces init unshares itself: a cgroup namespace only once init is in its cgroup
+_LATE_NAMESPACES = sc.CLONE_NEWCGROUP
+
+
+def init_direct(ctx: InitContext, channel: Channel) -> None:
+    """Init forked by the runtime straight into its new pid namespace: join the namespaces
+    given by path, unshare the other new ones, then go on as init."""
+    try:
+        _prelude(ctx)
+        with Step("joining namespaces"):
+            namespaces.join(ctx.joined)
+        rest = ctx.new_namespaces & ~(sc.CLONE_NEWPID | _LATE_NAMESPACES)
+        if rest:
+            with Step("creating namespaces"):
+                sc.unshare(rest)
+    except BaseException as exc:
+        _report_error(channel, exc)
+        os._exit(1)
+    init_main(ctx, channel)
+
+
 def intermediate_main(ctx: InitContext, channel: Channel) -> None:
     """The intermediate process: namespaces, then fork init and exit."""
     status = 1
     try:
-        for fd in ctx.close_fds:
-            os.close(fd)
-        _set_stdio(ctx.stdio)
-        preload_modules(ctx.config)
-        ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
-        channel.expect("go")
+        _prelude(ctx)
         with Step("joining namespaces"):
             namespaces.join(ctx.joined)
         flags = ctx.new_namespaces
@@ -148,7 +194,7 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
                     call(0, 0, 0)
                 except OSError:
                     pass  # 0 is not mapped: stay the overflow id; the process user is set later
-        rest = flags & ~sc.CLONE_NEWUSER
+        rest = flags & ~(sc.CLONE_NEWUSER | _LATE_NAMESPACES)
         if rest:
             with Step("creating namespaces"):
                 sc.unshare(rest)
@@ -184,15 +230,22 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         linux = config.get("linux") or {}
         in_userns = bool(ctx.new_namespaces & sc.CLONE_NEWUSER) or "user" in ctx.joined
         new_mount_ns = bool(ctx.new_namespaces & sc.CLONE_NEWNS)
+        if ctx.new_namespaces & sc.CLONE_NEWCGROUP:
+            # the new cgroup namespace is rooted at the cgroup init is in when it unshares
+            ctx.await_cgroup(channel)
+            with Step("creating the cgroup namespace"):
+                sc.unshare(sc.CLONE_NEWCGROUP)
         if new_mount_ns:
             mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
-                                  cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined)
+                                  cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined,
+                                  cgroup_dirs=ctx.cgroup_dirs)
         seccomp_config = linux.get("seccomp")
         seccomp_filter = ctx.seccomp_filter
         state = None
         if any((config.get("hooks") or {}).get(kind) for kind in _CREATE_HOOKS):
             # the runtime runs prestart/createRuntime and hands us the state for ours (without
             # any of these hooks the round trip would only cost time)
+            ctx.await_cgroup(channel)
             channel.send({"type": "hooks"})
             state = channel.expect("hooks-done")["state"]
             hooks.run_hooks(config, "createContainer", state)
@@ -244,6 +297,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         seccomp_loaded = False
         if seccomp_config and (not proc.get("noNewPrivileges") or seccomp_config.get("listenerPath")):
             # without no_new_privs the filter needs CAP_SYS_ADMIN: load it before dropping caps
+            ctx.await_cgroup(channel)
             _load_seccomp(seccomp_filter, channel)
             seccomp_loaded = True
         setgroups_allowed = _setgroups_allowed()
@@ -252,6 +306,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         process.change_directory(proc)
         with Step("resolving the executable"):
             executable = process.resolve_executable(proc)
+        ctx.await_cgroup(channel)  # the user process must start inside the cgroup
         channel.send({"type": "ready"})
         ready = True
         channel.close()

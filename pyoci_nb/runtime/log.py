@@ -12,10 +12,11 @@ Standard library only (CLI fast path).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from pyoci_nb.runtime import jsonio
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -46,9 +47,9 @@ def _format_line(level: str, msg: str, fields: dict) -> str:
     if _format == "json":
         record = {"level": level, "msg": msg, "time": _timestamp()}
         record.update(fields)
-        return json.dumps(record, default=str) + "\n"
-    extra = "".join(f" {k}={json.dumps(v, default=str)}" for k, v in fields.items())
-    return f'time="{_timestamp()}" level={level} msg={json.dumps(msg)}{extra}\n'
+        return jsonio.dumps(record, default=str) + "\n"
+    extra = "".join(f" {k}={jsonio.dumps(v, default=str)}" for k, v in fields.items())
+    return f'time="{_timestamp()}" level={level} msg={jsonio.dumps(msg)}{extra}\n'
 
 
 def log(level: str, msg: str, **fields) -> None:

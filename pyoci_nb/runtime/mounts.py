@@ -111,7 +111,7 @@ def resolve_in_root(root: str, path: str) -> str:
     """The host path of ``path`` as seen inside ``root``: every symlink is followed relative to
     ``root`` (an absolute link target restarts at ``root``, ``..`` stops at ``root``), so the
     result is always below ``root``.  Missing components are kept as they are."""
-    root = os.path.realpath(root)
+    root = _real_root(root)
     parts = [p for p in path.split("/") if p and p != "."]
     resolved: list[str] = []
     links = 0
@@ -140,6 +140,17 @@ def resolve_in_root(root: str, path: str) -> str:
     return os.path.join(root, *resolved)
 
 
+_REAL_ROOTS: dict[str, str] = {}
+
+
+def _real_root(root: str) -> str:
+    """``os.path.realpath(root)``, once per root (init resolves dozens of paths in one rootfs)."""
+    real = _REAL_ROOTS.get(root)
+    if real is None:
+        real = _REAL_ROOTS[root] = os.path.realpath(root)
+    return real
+
+
 def _make_target(target: str, like_dir: bool, root: str) -> None:
     """Create the mount point ``target`` (already resolved inside ``root``)."""
     if os.path.lexists(target):
@@ -158,8 +169,10 @@ def _kept_flags(path: str) -> int:
 
 
 def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
-                   cgroupns: bool) -> None:
-    """Everything before pivot_root: propagation, the rootfs bind, ``mounts`` in order, /dev."""
+                   cgroupns: bool, cgroup_dirs: list[str] = ()) -> None:
+    """Everything before pivot_root: propagation, the rootfs bind, ``mounts`` in order, /dev.
+    ``cgroup_dirs`` are the container's cgroup directories (init may not be in them yet):
+    a ``cgroup`` mount without a cgroup namespace binds those."""
     linux = config.get("linux") or {}
     propagation = linux.get("rootfsPropagation")
     flag = sc.MS_SLAVE | sc.MS_REC
@@ -178,7 +191,7 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
     for i, m in enumerate(config.get("mounts") or []):
         if m.get("destination") == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
             dev_is_bound = True
-        mount_one(m, i, rootfs, bundle, in_userns, cgroupns)
+        mount_one(m, i, rootfs, bundle, in_userns, cgroupns, cgroup_dirs)
     if not dev_is_bound:
         create_devices(rootfs, linux.get("devices") or [], in_userns)
     elif linux.get("devices"):
@@ -201,7 +214,8 @@ def _make_parent_mount_private(rootfs: str) -> None:
         sc.mount(None, best, None, sc.MS_PRIVATE)
 
 
-def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cgroupns: bool) -> None:
+def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cgroupns: bool,
+              cgroup_dirs: list[str] = ()) -> None:
     """One entry of ``mounts``: create the destination inside the rootfs and mount it."""
     where = f"mounts[{index}]"
     destination = m.get("destination")
@@ -229,7 +243,7 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
             _bind(source, target, opts)
         elif fstype == "cgroup":
             _make_target(target, True, rootfs)
-            _mount_cgroup(target, opts, in_userns, cgroupns)
+            _mount_cgroup(target, opts, in_userns, cgroupns, cgroup_dirs)
         else:
             _make_target(target, True, rootfs)
             if opts.tmpcopyup and fstype == "tmpfs":
@@ -285,11 +299,14 @@ def _mount_tmpfs_copyup(source: str, target: str, opts: MountOptions) -> None:
         os.rmdir(stash)
 
 
-def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bool) -> None:
+def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bool,
+                  cgroup_dirs: list[str] = ()) -> None:
     """``type: cgroup``: cgroup2 on a unified host; on v1/hybrid hosts a tmpfs with one mount per
     hierarchy -- a fresh cgroup mount (the namespace's view) with a cgroup namespace, otherwise a
-    bind of the container's own cgroup directory (as runc does)."""
+    bind of the container's own cgroup directory (as runc does): the one of ``cgroup_dirs`` in
+    that hierarchy, else the cgroup this process is in."""
     flags = opts.flags & ~sc.MS_REMOUNT
+    dirs = [] if cgroupns else cgroup_dirs
     hierarchies = []  # (name, fstype, super options, mount point)
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -307,8 +324,9 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
             except OSError:
                 if not in_userns:
                     raise
-        own = _own_cgroup_paths().get("", "/")
-        _bind("/sys/fs/cgroup" + own.rstrip("/"), target, MountOptions(["rbind"] + _flag_names(flags)))
+        own = _container_cgroup("/sys/fs/cgroup", dirs) or \
+            "/sys/fs/cgroup" + _own_cgroup_paths().get("", "/").rstrip("/")
+        _bind(own, target, MountOptions(["rbind"] + _flag_names(flags)))
         return
     sc.mount("tmpfs", target, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
     own_paths = _own_cgroup_paths()
@@ -328,8 +346,9 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
                 if not in_userns:
                     raise
         if not mounted:
-            own = _find_own_path(own_paths, key, controllers)
-            _bind(mount_point + own.rstrip("/"), sub, MountOptions(["bind"] + _flag_names(flags)))
+            own = _container_cgroup(mount_point, dirs) or \
+                mount_point + _find_own_path(own_paths, key, controllers).rstrip("/")
+            _bind(own, sub, MountOptions(["bind"] + _flag_names(flags)))
         for controller in name.split(","):
             if controller != name and not os.path.lexists(os.path.join(target, controller)):
                 os.symlink(name, os.path.join(target, controller))
@@ -339,6 +358,14 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
 
 def _flag_names(flags: int) -> list[str]:
     return [n for n in ("ro", "nosuid", "nodev", "noexec") if flags & MOUNT_FLAGS[n][1]]
+
+
+def _container_cgroup(mount_point: str, cgroup_dirs: list[str]) -> str | None:
+    """The directory of ``cgroup_dirs`` in the hierarchy mounted at ``mount_point``."""
+    for directory in cgroup_dirs:
+        if directory == mount_point or directory.startswith(mount_point.rstrip("/") + "/"):
+            return directory
+    return None
 
 
 def _own_cgroup_paths() -> dict[str, str]:
@@ -404,7 +431,8 @@ def _create_device(rootfs: str, device: dict, in_userns: bool, where: str) -> No
                           why="one of c, b, u, p")
     target = resolve_in_root(rootfs, path)
     with Step(f'creating device "{path}"'):
-        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        if not os.path.isdir(os.path.dirname(target)):
+            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
         if in_userns:
             # mknod is not allowed in a user namespace: bind the host's node (runc does)
             if not os.path.lexists(target):
@@ -416,8 +444,11 @@ def _create_device(rootfs: str, device: dict, in_userns: bool, where: str) -> No
         mode = device.get("fileMode", 0o666)
         os.mknod(target, _DEVICE_TYPES[kind] | (mode & 0o7777),
                  os.makedev(device.get("major", 0), device.get("minor", 0)) if kind != "p" else 0)
-        os.chmod(target, mode & 0o7777)
-        os.chown(target, device.get("uid", 0), device.get("gid", 0))
+        if mode & 0o7000:  # with umask 0, mknod sets the permission bits; these need chmod
+            os.chmod(target, mode & 0o7777)
+        owner = (device.get("uid", 0), device.get("gid", 0))
+        if owner != (os.geteuid(), os.getegid()):  # the node is ours already
+            os.chown(target, *owner)
 
 
 def bind_console(rootfs_view: str, pty_slave: str) -> None:

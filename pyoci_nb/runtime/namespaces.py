@@ -91,6 +91,41 @@ def join(joined: dict[str, str]) -> None:
             os.close(fd)
 
 
+def forks_init_directly(joined: dict[str, str], flags: int) -> bool:
+    """Can the runtime fork the container's init itself, without an intermediate process?
+
+    A new pid namespace, like a new time namespace, takes effect only for the children of the
+    process that unshares it, which is why runtimes fork twice (runc's stage-1/stage-2, pyoci's
+    intermediate).  Without a user or time namespace, and without joining a pid one, the runtime
+    can instead create the pid namespace for its next child and step back out of it
+    (``fork_into_new_pid_namespace``); init then joins and unshares the other namespaces
+    itself.  A user namespace needs the intermediate: it must exist (with its id maps written
+    by the runtime) before the namespaces it owns are created."""
+    if flags & (sc.CLONE_NEWUSER | sc.CLONE_NEWTIME):
+        return False
+    return not {"user", "pid", "time"} & set(joined)
+
+
+def fork_into_new_pid_namespace() -> int:
+    """``os.fork()`` whose child is PID 1 of a new pid namespace: unshare(CLONE_NEWPID) makes
+    it the namespace of our next child, and setns back to our own pid namespace undoes that for
+    every child after it.  The way back is tried first (setns into the namespace we are in), so
+    this process never stays stuck forking into the container's namespace."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(own, sc.CLONE_NEWPID)
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:  # the parent, also when fork failed
+                sc.setns(own, sc.CLONE_NEWPID)
+    finally:
+        os.close(own)
+    return pid
+
+
 def join_process(pid: int, kinds: list[str]) -> None:
     """setns() into the namespaces of process ``pid`` (``exec``); opens all before joining any."""
     fds = []

@@ -131,11 +131,8 @@ def set_user_and_capabilities(process: dict, setgroups_allowed: bool = True) -> 
     user = process.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     if caps is not None:
-        bounding = _mask(caps.get("bounding"))
         with Step("dropping capabilities from the bounding set"):
-            for number in range(sc.last_capability() + 1):
-                if not bounding & (1 << number):
-                    sc.prctl(sc.PR_CAPBSET_DROP, number)
+            sc.drop_bounding_set(_mask(caps.get("bounding")))
     with Step(f"setting groups to {user.get('additionalGids') or []}"):
         if setgroups_allowed:
             os.setgroups(user.get("additionalGids") or [])

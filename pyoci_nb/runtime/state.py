@@ -12,23 +12,22 @@ never trusted from the file alone: it is derived from the process (a dead init m
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
 from pyoci_nb import OCI_VERSION
 from pyoci_nb.errors import ContainerError, ContainerExists, ContainerNotFound
-from pyoci_nb.runtime import syscalls
+from pyoci_nb.runtime import jsonio, syscalls
 
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
 LOCK_FILE = "lock"
-_VALID_ID = re.compile(r"^[\w+.-]+$")
+_ID_PUNCTUATION = frozenset("_+.-")
 
 
 def check_id(container_id: str) -> None:
     """runc's rule for ids: letters, digits, ``_ + - .``; never a path."""
-    if not container_id or not _VALID_ID.match(container_id) or container_id in (".", ".."):
+    if not isinstance(container_id, str) or not container_id or container_id in (".", "..") or \
+            not all(c.isascii() and (c.isalnum() or c in _ID_PUNCTUATION) for c in container_id):
         raise ContainerError(f"invalid container id {container_id!r}", where="ID",
                              why="an id may contain only letters, digits, '_', '+', '-' and '.'")
 
@@ -99,7 +98,7 @@ class StateDir:
         (temporary file + rename).  No fsync: the state describes live processes, which a
         crash of the machine ends anyway, and the default root /run is a tmpfs (runc's way)."""
         tmp = self.state_path + ".tmp"
-        data = json.dumps(record, indent=None, separators=(",", ":")).encode()
+        data = jsonio.dumps(record, separators=(",", ":")).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)
@@ -111,7 +110,7 @@ class StateDir:
         """The saved record; ContainerNotFound if there is none."""
         try:
             with open(self.state_path, "rb") as f:
-                return json.loads(f.read())
+                return jsonio.loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(self.id, self.root) from None
         except ValueError as exc:

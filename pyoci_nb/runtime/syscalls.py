@@ -223,6 +223,15 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return _check(libc().prctl(option, arg2, arg3, arg4, arg5), "prctl")
 
 
+def drop_bounding_set(keep: int) -> None:
+    """PR_CAPBSET_DROP of every capability not in the mask ``keep`` (one prctl per
+    capability, with the libc function looked up once: init's longest loop)."""
+    call = libc().prctl
+    for number in range(last_capability() + 1):
+        if not keep & (1 << number):
+            _check(call(PR_CAPBSET_DROP, number, 0, 0, 0), "prctl(PR_CAPBSET_DROP)")
+
+
 def keyctl_join_session_keyring(name: str | None) -> int:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring for the container."""
     return _check(libc().syscall(_syscall_number("keyctl"), KEYCTL_JOIN_SESSION_KEYRING,

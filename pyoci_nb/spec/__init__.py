@@ -13,7 +13,7 @@ runtime) does not import pydantic; ``from pyoci_nb.spec import Spec`` does.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 _STDLIB = {
     "Problem": "pyoci_nb.spec.problems",
@@ -43,12 +43,13 @@ __all__ = sorted(set(_STDLIB) | set(_MODEL_NAMES))
 
 def __getattr__(name: str):
     if name in _STDLIB:
-        module = importlib.import_module(_STDLIB[name])
+        module_name = _STDLIB[name]
     elif name in _MODEL_NAMES:
-        module = importlib.import_module("pyoci_nb.spec.models")
+        module_name = "pyoci_nb.spec.models"
     else:
         raise AttributeError(f"module 'pyoci_nb.spec' has no attribute {name!r}")
-    value = getattr(module, name)
+    __import__(module_name)  # importlib.import_module without importing importlib (CLI start-up)
+    value = getattr(sys.modules[module_name], name)
     globals()[name] = value
     return value
 

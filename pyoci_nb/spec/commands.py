@@ -8,15 +8,15 @@ or a bundle with its JSON path and exits 1 when there is any.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
+from pyoci_nb.cliparse import Arguments
 from pyoci_nb.errors import BundleError
 
 
-def spec_command(args: argparse.Namespace) -> int:
+def spec_command(args: Arguments) -> int:
     """``pyoci spec [--rootless] [--bundle DIR]``: write ``DIR/config.json`` (runc's default)."""
     from pyoci_nb.spec.defaults import config_json, default_config
 
@@ -39,7 +39,7 @@ def spec_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def validate_command(args: argparse.Namespace) -> int:
+def validate_command(args: Arguments) -> int:
     """``pyoci validate [--bundle DIR | FILE] [--for-start] [--format text|json]``."""
     if args.file is not None and args.bundle is not None:
         raise BundleError("give either --bundle or a FILE, not both", where="pyoci validate",

@@ -32,7 +32,7 @@ def test_durations_like_go():
 
 
 def test_flags_build_a_resources_fragment():
-    args = build_parser().parse_args(["update", "--memory", "64m", "--memory-swap", "-1",
+    args = build_parser().parse(["update", "--memory", "64m", "--memory-swap", "-1",
                                       "--cpu-quota", "20000", "--cpu-period", "100000",
                                       "--cpu-share", "512", "--cpuset-cpus", "0", "--pids-limit", "10",
                                       "--blkio-weight", "300", "id"])
@@ -40,14 +40,14 @@ def test_flags_build_a_resources_fragment():
         "memory": {"limit": 64 << 20, "swap": -1},
         "cpu": {"quota": 20000, "period": 100000, "shares": 512, "cpus": "0"},
         "pids": {"limit": 10}, "blockIO": {"weight": 300}}
-    assert resources_from_flags(build_parser().parse_args(["update", "id"])) == {}
+    assert resources_from_flags(build_parser().parse(["update", "id"])) == {}
     with pytest.raises(ConfigError) as info:
-        resources_from_flags(build_parser().parse_args(["update", "--pids-limit", "x", "id"]))
+        resources_from_flags(build_parser().parse(["update", "--pids-limit", "x", "id"]))
     assert info.value.where == "--pids-limit"
     with pytest.raises(ConfigError):
-        resources_from_flags(build_parser().parse_args(["update", "--blkio-weight", "5", "id"]))
+        resources_from_flags(build_parser().parse(["update", "--blkio-weight", "5", "id"]))
     with pytest.raises(UnsupportedError):
-        resources_from_flags(build_parser().parse_args(["update", "--l3-cache-schema", "L3:0=f", "id"]))
+        resources_from_flags(build_parser().parse(["update", "--l3-cache-schema", "L3:0=f", "id"]))
 
 
 def test_merge_changes_only_what_was_given():

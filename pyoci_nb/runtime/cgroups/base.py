@@ -300,9 +300,10 @@ def remove_dirs(created: list[str], timeout: float = 0.5) -> list[str]:
     left = []
     leaf = created[-1] if created else None
     for directory in reversed(created):
-        # sub-cgroups made inside the container (nested runtimes, exec --cgroup) go first
-        for sub in _subdirs_deepest_first(directory) if directory == leaf else []:
-            _rmdir_retry(sub, timeout)
+        if directory == leaf and not _rmdir_retry(directory, 0.0):
+            # sub-cgroups made inside the container (nested runtimes, exec --cgroup) go first
+            for sub in _subdirs_deepest_first(directory):
+                _rmdir_retry(sub, timeout)
         ok = _rmdir_retry(directory, timeout if directory == leaf else 0.0)
         if not ok:
             left.append(directory)
@@ -363,7 +364,8 @@ class CgroupManager:
         self.id = container_id
         self.cgroups_path = cgroups_path
         self.rootless = rootless
-        self.implied_devices = list(implied_devices or [])
+        #: DeviceRule objects, or their JSON as saved in state.json until a command needs them
+        self._implied_devices = list(implied_devices or [])
         self.resources: dict = {}
 
     # lifecycle
@@ -374,6 +376,11 @@ class CgroupManager:
     def apply(self, pid: int) -> None:
         """Move ``pid`` (and its threads) into the cgroup, in every hierarchy."""
         raise NotImplementedError
+
+    def directories(self) -> list[str]:
+        """The container's cgroup directory in every hierarchy ``apply`` moves a process into
+        (what a ``cgroup`` mount without a cgroup namespace shows the container)."""
+        return []
 
     def set(self, resources: dict) -> None:
         """Apply ``linux.resources`` (the spec's JSON names)."""
@@ -411,7 +418,19 @@ class CgroupManager:
         """What state.json keeps of the manager (JSON-able); manager_from_state reads it back."""
         return {"driver": self.driver, "id": self.id, "cgroupsPath": self.cgroups_path,
                 "rootless": self.rootless, "resources": self.resources,
-                "impliedDevices": [r.to_json() for r in self.implied_devices]}
+                "impliedDevices": [r if isinstance(r, dict) else r.to_json() for r in self._implied_devices]}
+
+    @property
+    def implied_devices(self) -> list:
+        """The device rules the runtime adds to the config's (``devices.implied_rules``).  A
+        manager rebuilt from state.json parses them only when asked: ``state``, ``kill`` and
+        ``delete`` never need them."""
+        if any(isinstance(r, dict) for r in self._implied_devices):
+            from pyoci_nb.runtime.cgroups.devices import rule_from_spec
+
+            self._implied_devices = [rule_from_spec(r, "state.json: cgroup.impliedDevices")
+                                     if isinstance(r, dict) else r for r in self._implied_devices]
+        return self._implied_devices
 
     def _event(self, data: dict) -> dict:
         return {"type": "stats", "id": self.id, "data": data}

@@ -65,13 +65,10 @@ class V1Manager(CgroupManager):
     @classmethod
     def from_state(cls, saved: dict) -> "V1Manager":
         """Rebuild from ``to_state()`` output."""
-        from pyoci_nb.runtime.cgroups.devices import rule_from_spec
-
         unified = V2Manager.from_state(saved["unified"]) if saved.get("unified") else None
         manager = cls(saved.get("id", ""), saved.get("cgroupsPath", ""), saved.get("paths") or {},
                       unified, saved.get("rootless", False),
-                      [rule_from_spec(r, "state.json: cgroup.impliedDevices")
-                       for r in saved.get("impliedDevices") or []],
+                      saved.get("impliedDevices") or [],
                       saved.get("created"))
         manager.resources = saved.get("resources") or {}
         return manager
@@ -118,6 +115,10 @@ class V1Manager(CgroupManager):
             base.move_pid(directory, pid)
         if self.unified is not None:
             self.unified.apply(pid)
+
+    def directories(self) -> list[str]:
+        """The container's directory in every v1 hierarchy (and in the cgroup2 half)."""
+        return list(self.paths.values()) + (self.unified.directories() if self.unified else [])
 
     def destroy(self) -> None:
         """Remove the cgroups created here, in every hierarchy (each leaf retried on EBUSY)."""

@@ -96,12 +96,9 @@ class V2Manager(CgroupManager):
     @classmethod
     def from_state(cls, saved: dict) -> "V2Manager":
         """Rebuild from ``to_state()`` output."""
-        from pyoci_nb.runtime.cgroups.devices import rule_from_spec
-
         manager = cls(saved.get("id", ""), saved.get("cgroupsPath", ""), saved["path"],
                       saved["mountpoint"], saved.get("rootless", False),
-                      [rule_from_spec(r, "state.json: cgroup.impliedDevices")
-                       for r in saved.get("impliedDevices") or []],
+                      saved.get("impliedDevices") or [],
                       saved.get("created"))
         manager.resources = saved.get("resources") or {}
         return manager
@@ -113,6 +110,10 @@ class V2Manager(CgroupManager):
             return read_file(directory or self.path, "cgroup.controllers").split()
         except FileNotFoundError:
             return []
+
+    def directories(self) -> list[str]:
+        """The container's cgroup directory."""
+        return [self.path]
 
     def create(self) -> None:
         """Make the cgroup (joining an existing one) and enable, from the hierarchy root down
