@@ -46,8 +46,7 @@ def load_config(bundle: str) -> dict:
     """Read ``<bundle>/config.json`` as a dict (the runtime never needs pydantic)."""
     path = os.path.join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            config = jsonio.loads(f.read())
+        config = jsonio.loads(sc.read_file(path))
     except FileNotFoundError:
         raise ConfigError("config.json not found", where=path,
                           why="a bundle is a directory with config.json and the root filesystem",

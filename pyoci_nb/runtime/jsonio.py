@@ -37,8 +37,10 @@ def loads(data: str | bytes | bytearray):
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-    else:
+    elif isinstance(data, str):
         text = data
+    else:
+        text = None  # json words the TypeError
     if text is not None and not text.startswith("\ufeff"):
         start = len(text) - len(text.lstrip(_WHITESPACE))
         try:
@@ -59,48 +61,60 @@ def _refuse(value):
 
 
 def _encoder(separators: tuple[str, str], default):
+    """A ``_json`` encoder, made for each call as json does: its ``markers`` (the containers
+    being encoded, for the circular-reference check) are not emptied when encoding fails."""
     item_separator, key_separator = separators
     return _json.make_encoder({}, default or _refuse, _json.encode_basestring_ascii, None,
                               key_separator, item_separator, False, False, True)
-
-
-_COMPACT = _encoder((", ", ": "), None)
 
 
 class _NotPlain(Exception):
     """A dict key that is not a string: json.dumps's own rules convert it."""
 
 
-def dumps(value, *, indent: int | None = None, separators: tuple[str, str] | None = None,
+def dumps(value, *, indent: int | str | None = None, separators: tuple[str, str] | None = None,
           default=None) -> str:
     """``json.dumps(value, indent=..., separators=..., default=...)`` (ASCII output, keys in
     insertion order): the same text."""
     if indent is not None:
+        step = indent if isinstance(indent, str) else " " * indent
         try:
-            return _indented(value, " " * indent, "\n", default)
+            return _indented(value, step, "\n", separators or (",", ": "), default, set())
         except _NotPlain:
             import json
 
             return json.dumps(value, indent=indent, separators=separators, default=default)
-    if separators is None and default is None:
-        encode = _COMPACT
-    else:
-        encode = _encoder(separators or (", ", ": "), default)
+    encode = _encoder(separators or (", ", ": "), default)
     return "".join(encode(value, 0))
 
 
-def _indented(value, step: str, newline: str, default) -> str:
-    """``json.dumps`` with ``indent``: containers one item per line, scalars as compact JSON."""
-    if isinstance(value, dict) and value:
-        inner = newline + step
+def _indented(value, step: str, newline: str, separators: tuple[str, str], default,
+              markers: set[int]) -> str:
+    """``json.dumps`` with ``indent``: containers one item per line, scalars as compact JSON;
+    what ``default`` makes of another object is indented in turn.  ``markers``: the ids of the
+    containers being encoded (json's check for circular references)."""
+    if isinstance(value, (str, int, float)) or value is None:
+        return dumps(value)
+    if isinstance(value, (dict, list, tuple)) and not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    marker = id(value)
+    if marker in markers:
+        raise ValueError("Circular reference detected")
+    markers.add(marker)
+    item_separator, key_separator = separators
+    inner = newline + step
+    if isinstance(value, dict):
         items = []
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _NotPlain(key)
-            items.append(_json.encode_basestring_ascii(key) + ": " + _indented(item, step, inner, default))
-        return "{" + inner + ("," + inner).join(items) + newline + "}"
-    if isinstance(value, (list, tuple)) and value:
-        inner = newline + step
-        return "[" + inner + ("," + inner).join(_indented(item, step, inner, default)
-                                                for item in value) + newline + "]"
-    return dumps(value, default=default)
+            items.append(_json.encode_basestring_ascii(key) + key_separator
+                         + _indented(item, step, inner, separators, default, markers))
+        text = "{" + inner + (item_separator + inner).join(items) + newline + "}"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + inner + (item_separator + inner).join(
+            _indented(item, step, inner, separators, default, markers) for item in value) + newline + "]"
+    else:
+        text = _indented((default or _refuse)(value), step, newline, separators, default, markers)
+    markers.discard(marker)
+    return text

@@ -111,20 +111,32 @@ def resolve_in_root(root: str, path: str) -> str:
     """The host path of ``path`` as seen inside ``root``: every symlink is followed relative to
     ``root`` (an absolute link target restarts at ``root``, ``..`` stops at ``root``), so the
     result is always below ``root``.  Missing components are kept as they are."""
+    return _resolve(root, path)[0]
+
+
+def _resolve(root: str, path: str) -> tuple[str, bool]:
+    """``resolve_in_root`` and whether the result exists (saving each caller an lstat)."""
     root = _real_root(root)
     parts = [p for p in path.split("/") if p and p != "."]
     resolved: list[str] = []
     links = 0
+    missing_at = None  # len(resolved) where the first missing component went
     while parts:
         part = parts.pop(0)
         if part == "..":
             if resolved:
                 resolved.pop()
+            if missing_at is not None and len(resolved) <= missing_at:
+                missing_at = None
             continue
         candidate = os.path.join(root, *resolved, part)
+        if missing_at is not None:  # below a missing component nothing exists (nor a link)
+            resolved.append(part)
+            continue
         try:
             st = os.lstat(candidate)
         except OSError:
+            missing_at = len(resolved)
             resolved.append(part)
             continue
         if stat.S_ISLNK(st.st_mode):
@@ -137,7 +149,7 @@ def resolve_in_root(root: str, path: str) -> str:
             parts = [p for p in target.split("/") if p and p != "."] + parts
             continue
         resolved.append(part)
-    return os.path.join(root, *resolved)
+    return os.path.join(root, *resolved), missing_at is None
 
 
 _REAL_ROOTS: dict[str, str] = {}
@@ -151,9 +163,10 @@ def _real_root(root: str) -> str:
     return real
 
 
-def _make_target(target: str, like_dir: bool, root: str) -> None:
-    """Create the mount point ``target`` (already resolved inside ``root``)."""
-    if os.path.lexists(target):
+def _make_target(target: str, like_dir: bool, root: str, exists: bool | None = None) -> None:
+    """Create the mount point ``target`` (already resolved inside ``root``; ``exists`` if
+    the caller knows)."""
+    if exists if exists is not None else os.path.lexists(target):
         return
     parent = os.path.dirname(target)
     os.makedirs(parent if not like_dir else target, 0o755, exist_ok=True)
@@ -201,15 +214,13 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
 def _make_parent_mount_private(rootfs: str) -> None:
     """pivot_root(2) refuses a new root whose parent mount is shared: make that mount private."""
     best, best_shared = "/", False
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mount_point = fields[4].replace("\\040", " ")
-            if (rootfs == mount_point or rootfs.startswith(mount_point.rstrip("/") + "/")) \
-                    and len(mount_point) >= len(best):
-                best = mount_point
-                shared = any(x.startswith("shared:") for x in fields[6:fields.index("-")])
-                best_shared = shared
+    for line in sc.read_file("/proc/self/mountinfo").decode().splitlines():
+        fields = line.split()
+        mount_point = fields[4].replace("\\040", " ")
+        if (rootfs == mount_point or rootfs.startswith(mount_point.rstrip("/") + "/")) \
+                and len(mount_point) >= len(best):
+            best = mount_point
+            best_shared = any(x.startswith("shared:") for x in fields[6:fields.index("-")])
     if best_shared:
         sc.mount(None, best, None, sc.MS_PRIVATE)
 
@@ -230,7 +241,7 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
         opts.flags |= sc.MS_BIND
         if not os.path.isabs(source):
             source = os.path.join(bundle, source)
-    target = resolve_in_root(rootfs, destination)
+    target, exists = _resolve(rootfs, destination)
     what = f'mounting "{m.get("source") or fstype}" to rootfs at "{destination}"'
     with Step(what):
         if bind:
@@ -239,13 +250,13 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
                 os.stat(source)
             except OSError as exc:
                 raise OSError(exc.errno, f"stat: {sc.errno_text(exc.errno)}", source) from None
-            _make_target(target, source_is_dir, rootfs)
+            _make_target(target, source_is_dir, rootfs, exists)
             _bind(source, target, opts)
         elif fstype == "cgroup":
-            _make_target(target, True, rootfs)
+            _make_target(target, True, rootfs, exists)
             _mount_cgroup(target, opts, in_userns, cgroupns, cgroup_dirs)
         else:
-            _make_target(target, True, rootfs)
+            _make_target(target, True, rootfs, exists)
             if opts.tmpcopyup and fstype == "tmpfs":
                 _mount_tmpfs_copyup(source, target, opts)
             else:
@@ -402,12 +413,12 @@ def create_devices(rootfs: str, devices: list[dict], in_userns: bool, defaults: 
         if defaults:
             for target, link in DEV_SYMLINKS:
                 with Step(f"creating symlink {link} -> {target}"):
-                    path = resolve_in_root(rootfs, link)
-                    if not os.path.lexists(path):
+                    path, exists = _resolve(rootfs, link)
+                    if not exists:
                         os.symlink(target, path)
             with Step("creating symlink /dev/ptmx -> pts/ptmx"):
-                ptmx = resolve_in_root(rootfs, "/dev/ptmx")
-                if os.path.lexists(ptmx):
+                ptmx, exists = _resolve(rootfs, "/dev/ptmx")
+                if exists:
                     os.unlink(ptmx)
                 os.symlink("pts/ptmx", ptmx)
             if os.path.exists("/proc/kcore"):
@@ -429,17 +440,17 @@ def _create_device(rootfs: str, device: dict, in_userns: bool, where: str) -> No
     if kind not in _DEVICE_TYPES:
         raise ConfigError(f"unknown device type {kind!r}", where=f"{where}.type",
                           why="one of c, b, u, p")
-    target = resolve_in_root(rootfs, path)
+    target, exists = _resolve(rootfs, path)
     with Step(f'creating device "{path}"'):
-        if not os.path.isdir(os.path.dirname(target)):
+        if not exists:
             os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
         if in_userns:
             # mknod is not allowed in a user namespace: bind the host's node (runc does)
-            if not os.path.lexists(target):
+            if not exists:
                 os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
             sc.mount(path, target, None, sc.MS_BIND)
             return
-        if os.path.lexists(target):
+        if exists:
             os.unlink(target)
         mode = device.get("fileMode", 0o666)
         os.mknod(target, _DEVICE_TYPES[kind] | (mode & 0o7777),
@@ -497,8 +508,9 @@ def finish_rootfs(config: dict) -> None:
 def mask_path(path: str) -> None:
     """maskedPaths: a directory gets an empty read-only tmpfs, anything else /dev/null."""
     try:
-        is_dir = os.path.isdir(path) and not os.path.islink(path)
-        if not os.path.lexists(path):
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)  # a symlink gets /dev/null (on its target)
+        except FileNotFoundError:
             return
         if is_dir:
             sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)

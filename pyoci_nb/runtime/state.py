@@ -109,8 +109,7 @@ class StateDir:
     def read(self) -> dict:
         """The saved record; ContainerNotFound if there is none."""
         try:
-            with open(self.state_path, "rb") as f:
-                return jsonio.loads(f.read())
+            return jsonio.loads(syscalls.read_file(self.state_path))
         except FileNotFoundError:
             raise ContainerNotFound(self.id, self.root) from None
         except ValueError as exc:

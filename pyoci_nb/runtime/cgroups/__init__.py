@@ -29,6 +29,7 @@ import os
 
 from pyoci_nb.errors import ConfigError, UnsupportedError
 from pyoci_nb.runtime import log
+from pyoci_nb.runtime.syscalls import read_file
 from pyoci_nb.runtime.cgroups.base import CgroupManager, FrozenRecord, NoCgroupManager
 
 __all__ = ["CgroupLayout", "CgroupManager", "Mount", "detect_layout", "manager_for",
@@ -92,8 +93,7 @@ class CgroupLayout:
 def detect_layout(mountinfo: str = "/proc/self/mountinfo") -> CgroupLayout:
     """Read the cgroup mounts from mountinfo (fields: ... root mountpoint ... - fstype src opts)."""
     layout = CgroupLayout()
-    with open(mountinfo) as f:
-        lines = f.read().splitlines()
+    lines = read_file(mountinfo).decode().splitlines()
     for line in lines:
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
@@ -127,14 +127,13 @@ def _unescape(text: str) -> str:
 def own_cgroups(path: str = "/proc/self/cgroup") -> dict[str, str]:
     """This process's cgroup per controller (v1 names, ``name=X``) and ``""`` for cgroup2."""
     out: dict[str, str] = {}
-    with open(path) as f:
-        for line in f.read().splitlines():
-            _, controllers, cgroup = line.split(":", 2)
-            if controllers == "":
-                out[""] = cgroup
-            for controller in controllers.split(","):
-                if controller:
-                    out[controller] = cgroup
+    for line in read_file(path).decode().splitlines():
+        _, controllers, cgroup = line.split(":", 2)
+        if controllers == "":
+            out[""] = cgroup
+        for controller in controllers.split(","):
+            if controller:
+                out[controller] = cgroup
     return out
 
 

@@ -16,6 +16,7 @@ import time
 
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime import log
+from pyoci_nb.runtime import syscalls as sc
 
 RESOURCES = "linux.resources"
 
@@ -72,9 +73,9 @@ class FrozenRecord:
 # --- files ----------------------------------------------------------------------------------
 
 def read_file(directory: str, name: str) -> str:
-    """The contents of a cgroup file, stripped (OSError as the kernel reports it)."""
-    with open(os.path.join(directory, name)) as f:
-        return f.read().strip()
+    """The contents of a cgroup file, stripped (OSError as the kernel reports it).  Raw
+    reads, see ``syscalls.read_file``."""
+    return sc.read_file(os.path.join(directory, name)).decode().strip()
 
 
 def read_int(directory: str, name: str, default: int | None = None) -> int | None:
@@ -105,16 +106,40 @@ def read_keyed(directory: str, name: str) -> dict[str, int]:
     return out
 
 
-def write_file(directory: str, name: str, value, field: str) -> None:
+def write_file(directory: str, name: str, value, field: str, keep_open: dict | None = None) -> None:
     """Write ``value`` to the cgroup file ``directory/name`` on behalf of the config ``field``.
 
     Errors name the file, the field and the kernel's reason: a missing file means the
-    kernel (or this cgroup layout) does not offer the resource.
+    kernel (or this cgroup layout) does not offer the resource.  With ``keep_open`` (path ->
+    fd, closed by the caller) a file written many times is opened once: each write(2) to
+    devices.allow is one rule.
     """
     path = os.path.join(directory, name)
     data = str(value)
+    fd = keep_open.get(path) if keep_open is not None else None
+    if fd is None:
+        fd = _open_for_writing(path, directory, name, field)
+        if keep_open is not None:
+            keep_open[path] = fd
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, data.encode())
+    except OSError as exc:
+        why = {errno.EINVAL: "the kernel rejected the value (EINVAL)",
+               errno.EBUSY: "the cgroup is busy (EBUSY): e.g. usage is above the new limit",
+               errno.EPERM: "not permitted (EPERM): a parent cgroup does not allow it",
+               errno.EOPNOTSUPP: "the kernel no longer supports this setting (EOPNOTSUPP)",
+               errno.ERANGE: "value out of range (ERANGE)",
+               errno.ENOSPC: "no space (ENOSPC): e.g. cpuset or RT budget not available",
+               }.get(exc.errno, f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
+        raise SetupError(f"cannot set {field} to {data!r}", where=path, why=why) from None
+    finally:
+        if keep_open is None:
+            os.close(fd)
+
+
+def _open_for_writing(path: str, directory: str, name: str, field: str) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         if not os.path.isdir(directory):
             raise SetupError(f"cannot set {field}", where=path,
@@ -129,19 +154,6 @@ def write_file(directory: str, name: str, value, field: str) -> None:
     except PermissionError:
         raise SetupError(f"cannot set {field}", where=path, why="permission denied",
                          hint="cgroups need root or a delegated cgroup") from None
-    try:
-        os.write(fd, data.encode())
-    except OSError as exc:
-        why = {errno.EINVAL: "the kernel rejected the value (EINVAL)",
-               errno.EBUSY: "the cgroup is busy (EBUSY): e.g. usage is above the new limit",
-               errno.EPERM: "not permitted (EPERM): a parent cgroup does not allow it",
-               errno.EOPNOTSUPP: "the kernel no longer supports this setting (EOPNOTSUPP)",
-               errno.ERANGE: "value out of range (ERANGE)",
-               errno.ENOSPC: "no space (ENOSPC): e.g. cpuset or RT budget not available",
-               }.get(exc.errno, f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
-        raise SetupError(f"cannot set {field} to {data!r}", where=path, why=why) from None
-    finally:
-        os.close(fd)
 
 
 # --- reading linux.resources -----------------------------------------------------------------
@@ -259,22 +271,23 @@ def hugepage_sizes() -> list[str]:
 
 def make_dirs(path: str) -> list[str]:
     """Create ``path`` and any missing parents; returns the ones created here (top first).
-    An existing cgroup is joined, never taken over."""
-    missing = []
-    probe = path
-    while not os.path.isdir(probe):
-        missing.append(probe)
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    created = []
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, 0o755)
-            created.append(directory)
-        except FileExistsError:
-            pass  # another container created it meanwhile: shared, not ours
+    An existing cgroup is joined, never taken over (nor one another container creates
+    meanwhile: shared, not ours)."""
+    try:
+        os.mkdir(path, 0o755)
+        return [path]
+    except FileExistsError:
+        return []
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+    created = make_dirs(parent)
+    try:
+        os.mkdir(path, 0o755)
+        created.append(path)
+    except FileExistsError:
+        pass
     return created
 
 
@@ -300,13 +313,26 @@ def remove_dirs(created: list[str], timeout: float = 0.5) -> list[str]:
     left = []
     leaf = created[-1] if created else None
     for directory in reversed(created):
-        if directory == leaf and not _rmdir_retry(directory, 0.0):
+        if directory == leaf and _rmdir_retry(directory, 0.0):
+            continue
+        if directory == leaf:
             # sub-cgroups made inside the container (nested runtimes, exec --cgroup) go first
             for sub in _subdirs_deepest_first(directory):
                 _rmdir_retry(sub, timeout)
         ok = _rmdir_retry(directory, timeout if directory == leaf else 0.0)
         if not ok:
             left.append(directory)
+    return left
+
+
+def remove_created(created: list[str], list_pids) -> list[str]:
+    """Remove the cgroups a manager created (``remove_dirs``): at once, and if the leaf is
+    still busy (EBUSY lags the exit of its last processes), again once ``list_pids()`` is
+    empty (given 2 s), the leaf retried for 0.5 s.  Returns what could not be removed."""
+    left = remove_dirs(created, 0.0)
+    if created and created[-1] in left:  # (a parent another container uses just stays)
+        retry = 0.5 if wait_until_empty(list_pids) else 0.0
+        left = remove_dirs([d for d in created if d in left], retry)
     return left
 
 
@@ -341,8 +367,7 @@ def procs_recursive(directory: str) -> list[int]:
     pids: set[int] = set()
     for top, _, _ in os.walk(directory):
         try:
-            with open(os.path.join(top, "cgroup.procs")) as f:
-                pids.update(int(line) for line in f.read().split())
+            pids.update(int(line) for line in sc.read_file(os.path.join(top, "cgroup.procs")).split())
         except (FileNotFoundError, ProcessLookupError):
             continue
     return sorted(pids)

@@ -217,8 +217,10 @@ def _sort_key(item):
 def read_v1_list(directory: str) -> DeviceRules | None:
     """What ``devices.list`` says now.  ``None`` for allow-all: the kernel then shows only
     ``a *:* rwm`` and hides the deny exceptions, so the state is not fully known."""
-    with open(os.path.join(directory, "devices.list")) as f:
-        lines = [line.split() for line in f.read().splitlines() if line.strip()]
+    from pyoci_nb.runtime.syscalls import read_file
+
+    text = read_file(os.path.join(directory, "devices.list")).decode()
+    lines = [line.split() for line in text.splitlines() if line.strip()]
     if any(parts[0] == "a" for parts in lines):
         return None
     state = DeviceRules(default_allow=False)

@@ -122,10 +122,9 @@ class V1Manager(CgroupManager):
 
     def destroy(self) -> None:
         """Remove the cgroups created here, in every hierarchy (each leaf retried on EBUSY)."""
-        retry = 0.5 if base.wait_until_empty(self.pids) else 0.0   # EBUSY lags the last exit
         left = []
         for key in list(self.created):
-            left += base.remove_dirs(self.created[key], retry)
+            left += base.remove_created(self.created[key], self.pids)
             if not any(d in left for d in self.created[key]):
                 del self.created[key]
         if self.unified is not None:
@@ -329,7 +328,13 @@ class V1Manager(CgroupManager):
             if rules:
                 self._need("devices", "devices.allow", f"{RESOURCES}.devices")
             return
-        devices.apply_v1(directory, state, write_file)
+        files: dict[str, int] = {}  # devices.allow/deny opened once, one write per rule
+        try:
+            devices.apply_v1(directory, state,
+                             lambda d, name, value, field: write_file(d, name, value, field, files))
+        finally:
+            for fd in files.values():
+                os.close(fd)
 
     def _set_cpuset(self, cpu: dict) -> None:
         where = f"{RESOURCES}.cpu"

@@ -168,8 +168,7 @@ class V2Manager(CgroupManager):
 
     def destroy(self) -> None:
         """Remove the cgroups this manager created (the leaf retried briefly on EBUSY)."""
-        retry = 0.5 if base.wait_until_empty(self.pids) else 0.0   # EBUSY lags the last exit
-        left = base.remove_dirs(self.created, retry)
+        left = base.remove_created(self.created, self.pids)
         if left:
             pids = base.procs_recursive(left[-1]) if os.path.isdir(left[-1]) else []
             raise SetupError("cannot remove the container's cgroup", where=left[0],
