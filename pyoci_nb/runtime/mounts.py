@@ -9,6 +9,7 @@ them (``resolve_in_root``): a symlink in the rootfs can never send a mount outsi
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -341,6 +342,7 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
         return
     sc.mount("tmpfs", target, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
     own_paths = _own_cgroup_paths()
+    binds = []
     for name, fstype, super_opts, mount_point in hierarchies:
         if "/" in name or not name:
             continue
@@ -359,12 +361,33 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
         if not mounted:
             own = _container_cgroup(mount_point, dirs) or \
                 mount_point + _find_own_path(own_paths, key, controllers).rstrip("/")
-            _bind(own, sub, MountOptions(["bind"] + _flag_names(flags)))
+            sc.mount(own, sub, None, sc.MS_BIND)
+            binds.append(sub)
         for controller in name.split(","):
             if controller != name and not os.path.lexists(os.path.join(target, controller)):
                 os.symlink(name, os.path.join(target, controller))
+    # the mount's flags (ro, nosuid...) on the tmpfs and every bind below it: one
+    # mount_setattr(AT_RECURSIVE) instead of a remount per hierarchy
+    attrs = _mount_attrs(flags)
+    try:
+        if attrs:
+            sc.mount_setattr(target, attrs, 0, recursive=True)
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:  # Linux < 5.12: remount each
+            raise
+    for sub in binds:
+        sc.mount(None, sub, None, sc.MS_REMOUNT | sc.MS_BIND | flags | _kept_flags(sub))
     if flags & sc.MS_RDONLY:
         sc.mount(None, target, None, sc.MS_REMOUNT | flags | sc.MS_RDONLY)
+
+
+def _mount_attrs(flags: int) -> int:
+    """The MOUNT_ATTR_* bits of the MS_* flags ro, nosuid, nodev, noexec."""
+    return ((sc.MOUNT_ATTR_RDONLY if flags & sc.MS_RDONLY else 0)
+            | (sc.MOUNT_ATTR_NOSUID if flags & sc.MS_NOSUID else 0)
+            | (sc.MOUNT_ATTR_NODEV if flags & sc.MS_NODEV else 0)
+            | (sc.MOUNT_ATTR_NOEXEC if flags & sc.MS_NOEXEC else 0))
 
 
 def _flag_names(flags: int) -> list[str]:

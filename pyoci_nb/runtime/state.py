@@ -118,17 +118,11 @@ class StateDir:
 
     def remove(self) -> None:
         """Remove the whole state directory (the lock stays valid until unlock).  The
-        directory holds only files (state.json, lock, exec.fifo), removed one by one;
+        directory holds only pyoci's files (state.json, lock, exec.fifo), removed by name;
         shutil, whose import costs more than a whole ``pyoci state``, is needed only if
-        someone put a directory there."""
+        something else was put there."""
         try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            return
-        except OSError:
-            names = []
-        try:
-            for name in names:
+            for name in (STATE_FILE, FIFO_FILE, LOCK_FILE, STATE_FILE + ".tmp"):
                 try:
                     os.unlink(os.path.join(self.path, name))
                 except FileNotFoundError:
@@ -136,7 +130,7 @@ class StateDir:
             os.rmdir(self.path)
         except FileNotFoundError:
             pass
-        except OSError:  # a directory inside (or another surprise): what rmtree is for
+        except OSError:  # other files (a pid file?), a directory: what rmtree is for
             import shutil
 
             shutil.rmtree(self.path, ignore_errors=True)
