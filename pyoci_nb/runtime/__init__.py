@@ -13,4 +13,5 @@ Data path, top to bottom:
 * ``seccomp.py``    libseccomp through ctypes
 * ``syscalls.py``   the thin ctypes layer over libc
 * ``log.py``        runc-compatible ``--log`` output
+* ``jsonio.py``     JSON through the ``_json`` accelerator (``json`` would import ``re``)
 """
