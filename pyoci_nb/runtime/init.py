@@ -348,8 +348,7 @@ def _open_console(proc: dict):
 
 def _setgroups_allowed() -> bool:
     try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() != "deny"
+        return sc.read_file("/proc/self/setgroups").strip() != b"deny"
     except OSError:
         return True
 
