@@ -4,7 +4,7 @@ command's flags and positional arguments.
 * ``--flag=value`` and ``--flag value``; short names ``-b value``, ``-bvalue``, ``-b=value``;
   single-letter switches combine (``-fa``).  A flag's value is the next word whatever it looks
   like (``--memory-swap -1``), as with runc.
-* Switches take no value, or an explicit one: ``--detach=false``.
+* Switches take no value, or an explicit one: ``--detach=false``, ``-d=false``.
 * Flags may come before or after the positional arguments; ``--`` ends the flags.  A trailing
   *rest* argument (``exec ID COMMAND...``) takes every word after the positionals before it.
 * ``-h``/``--help`` prints the help of the command (or of ``pyoci``) and exits 0; a usage error
@@ -139,6 +139,8 @@ class Parser:
         fixed = len([p for p in command.positionals if not p.rest])
         while i < len(argv):
             if rest is not None and len(words) >= fixed:
+                if not words and argv[i] in ("-h", "--help"):
+                    raise HelpRequested(command)  # a command of only a rest: its help first
                 words.extend(argv[i:])  # COMMAND and its own flags: no longer ours
                 break
             word = argv[i]
@@ -176,7 +178,7 @@ class Parser:
                 self._store(flag, name, value if (has_value or flag.takes_value) else None, values, command)
                 i += 1
                 continue
-            # short flags: -b VALUE, -bVALUE, -b=VALUE, -fa
+            # short flags: -b VALUE, -bVALUE, -b=VALUE, -fa, -d=false
             letters = word[1:]
             while letters:
                 name = "-" + letters[0]
@@ -193,6 +195,9 @@ class Parser:
                     else:
                         raise UsageError(f"flag {name} needs a value", command)
                     self._store(flag, name, value, values, command)
+                    letters = ""
+                elif letters.startswith("="):  # -d=false: an explicit value, as --detach=false
+                    self._store(flag, name, letters[1:], values, command)
                     letters = ""
                 else:
                     self._store(flag, name, None, values, command)

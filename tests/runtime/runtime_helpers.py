@@ -32,6 +32,17 @@ def pyoci(*args, root, check=False, timeout=60, **kw) -> subprocess.CompletedPro
     return result
 
 
+def modules_loaded_by(code: str, names: tuple[str, ...]) -> list[str]:
+    """Which of the modules ``names`` a fresh interpreter has loaded after running ``code``
+    (this checkout on the path; without the coverage .pth hook, which would load json)."""
+    probe = code + f"\nimport sys\nprint(sorted(m for m in {names!r} if m in sys.modules))\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
 def edit_config(bundle: Path, **changes) -> dict:
     """Apply top-level/dotted changes to <bundle>/config.json: ``edit_config(b, **{"process.args": [...]})``."""
     config = json.loads((bundle / "config.json").read_text())
