@@ -1,11 +1,13 @@
 """Container lifecycle (runtime.md "Operations" and "Lifecycle") and the Python API.
 
 ``Container.create`` does runtime.md's create: it validates the config, takes the per-id lock,
-makes the state directory and exec FIFO, creates the cgroup, forks the process tree of
-``init.py`` (intermediate -> init), answers its requests (id maps, ``prestart``/
-``createRuntime`` hooks, the seccomp listener), and when init reports ready writes
-``state.json`` (status ``created``) and the pid file.  The user process runs only after
-``start`` opens the FIFO.  Any failure tears everything down: processes, cgroup, state.
+makes the state directory and exec FIFO, creates the cgroup, forks the container's init
+(``init.py``: straight into its pid namespace, or through an intermediate when a user
+namespace needs id maps first), moves it into the cgroup while it mounts, answers its requests
+(id maps, ``prestart``/``createRuntime`` hooks, the seccomp listener), and when init reports
+ready writes ``state.json`` (status ``created``) and the pid file.  The user process runs only
+after ``start`` opens the FIFO (``run`` opens it at once).  Any failure tears everything down:
+processes, cgroup, state.
 
 The same code serves the ``pyoci`` CLI (``commands.py``) and Python callers::
 
