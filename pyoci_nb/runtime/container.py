@@ -403,6 +403,7 @@ class Container(ReprMixin):
 
     def _create(self, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
                 no_new_keyring, preserve_fds, rootless, stdio, start=False) -> None:
+        from pyoci_nb.runtime import mounts
         from pyoci_nb.runtime.init import (Channel, InitContext, init_direct, intermediate_main,
                                            preload_modules)
 
@@ -451,7 +452,10 @@ class Container(ReprMixin):
                               no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                               preserve_fds=preserve_fds, fifo_fd=fifo_fd, console_fd=console_fd,
                               container_id=self.id, stdio=stdio,
-                              close_fds=[state_dir.lock_fd], cgroup_dirs=cgroup.directories())
+                              close_fds=[state_dir.lock_fd],
+                              cgroups=mounts.CgroupView(cgroup.directories(),
+                                                        None if "mount" in facts["joined"]
+                                                        else mounts.cgroup_hierarchies()))
             if direct:
                 new_pid_ns = bool(facts["flags"] & sc.CLONE_NEWPID)
                 init_pid = namespaces.fork_into_new_pid_namespace() if new_pid_ns else os.fork()

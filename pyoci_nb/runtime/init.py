@@ -116,8 +116,9 @@ class InitContext:
         #: the runtime's fds the container must not keep (the state lock: flock is per open file)
         self.close_fds: list[int] = list(fields.get("close_fds") or [])
         #: the cgroup directories init is being moved into (what /proc/self/cgroup will show
-        #: once the runtime says ``cgroup-joined``), for the ``cgroup`` mount
-        self.cgroup_dirs: list[str] = list(fields.get("cgroup_dirs") or [])
+        #: once the runtime says ``cgroup-joined``) and the host's hierarchies, for the
+        #: ``cgroup`` mount
+        self.cgroups: mounts.CgroupView | None = fields.get("cgroups")
         #: has the runtime said that init is in the container's cgroup?
         self.cgroup_joined = False
 
@@ -238,7 +239,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         if new_mount_ns:
             mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
                                   cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined,
-                                  cgroup_dirs=ctx.cgroup_dirs)
+                                  cgroups=ctx.cgroups)
         seccomp_config = linux.get("seccomp")
         seccomp_filter = ctx.seccomp_filter
         state = None

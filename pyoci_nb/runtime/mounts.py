@@ -115,8 +115,9 @@ def resolve_in_root(root: str, path: str) -> str:
     return _resolve(root, path)[0]
 
 
-def _resolve(root: str, path: str) -> tuple[str, bool]:
-    """``resolve_in_root`` and whether the result exists (saving each caller an lstat)."""
+def _resolve(root: str, path: str) -> tuple[str, bool, bool]:
+    """``resolve_in_root``, whether the result exists and whether its parent does (saving
+    each caller the lstat calls the resolution made already)."""
     root = _real_root(root)
     parts = [p for p in path.split("/") if p and p != "."]
     resolved: list[str] = []
@@ -150,7 +151,8 @@ def _resolve(root: str, path: str) -> tuple[str, bool]:
             parts = [p for p in target.split("/") if p and p != "."] + parts
             continue
         resolved.append(part)
-    return os.path.join(root, *resolved), missing_at is None
+    return (os.path.join(root, *resolved), missing_at is None,
+            missing_at is None or missing_at == len(resolved) - 1)
 
 
 _REAL_ROOTS: dict[str, str] = {}
@@ -182,11 +184,35 @@ def _kept_flags(path: str) -> int:
         return 0
 
 
+class CgroupView:
+    """What a ``cgroup`` mount shows the container, as the runtime knows it before init runs:
+    the container's cgroup directories (init may not be in them yet), and the host's cgroup
+    hierarchies (``cgroup_hierarchies()``, read by the runtime before it forked init: the
+    mount table init starts from), or None to read them in init."""
+
+    def __init__(self, dirs: list[str] = (), hierarchies: list[tuple] | None = None):
+        self.dirs = list(dirs)
+        self.hierarchies = hierarchies
+
+
+def cgroup_hierarchies() -> list[tuple[str, str, str, str]]:
+    """The cgroup filesystems mounted under /sys/fs/cgroup: (name, fstype, super options,
+    mount point) from /proc/self/mountinfo."""
+    found = []
+    for line in sc.read_file("/proc/self/mountinfo").decode().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        fstype, super_opts = fields[sep + 1], fields[sep + 3]
+        mount_point = fields[4]
+        if fstype in ("cgroup", "cgroup2") and mount_point.startswith("/sys/fs/cgroup"):
+            found.append((os.path.basename(mount_point), fstype, super_opts, mount_point))
+    return found
+
+
 def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
-                   cgroupns: bool, cgroup_dirs: list[str] = ()) -> None:
+                   cgroupns: bool, cgroups: CgroupView | None = None) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, ``mounts`` in order, /dev.
-    ``cgroup_dirs`` are the container's cgroup directories (init may not be in them yet):
-    a ``cgroup`` mount without a cgroup namespace binds those."""
+    ``cgroups``: what a ``cgroup`` mount without a cgroup namespace binds."""
     linux = config.get("linux") or {}
     propagation = linux.get("rootfsPropagation")
     flag = sc.MS_SLAVE | sc.MS_REC
@@ -197,15 +223,16 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
         flag = PROPAGATION_FLAGS[propagation] | sc.MS_REC
     with Step(f"making / {propagation or 'rslave'}"):
         sc.mount(None, "/", None, flag)
-    with Step(f"making the parent mount of rootfs {rootfs!r} private"):
-        _make_parent_mount_private(rootfs)
+    if propagation in ("shared", "rshared"):  # otherwise no mount is shared any more
+        with Step(f"making the parent mount of rootfs {rootfs!r} private"):
+            _make_parent_mount_private(rootfs)
     with Step(f"bind-mounting rootfs {rootfs!r}"):
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     dev_is_bound = False
     for i, m in enumerate(config.get("mounts") or []):
         if m.get("destination") == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
             dev_is_bound = True
-        mount_one(m, i, rootfs, bundle, in_userns, cgroupns, cgroup_dirs)
+        mount_one(m, i, rootfs, bundle, in_userns, cgroupns, cgroups)
     if not dev_is_bound:
         create_devices(rootfs, linux.get("devices") or [], in_userns)
     elif linux.get("devices"):
@@ -227,7 +254,7 @@ def _make_parent_mount_private(rootfs: str) -> None:
 
 
 def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cgroupns: bool,
-              cgroup_dirs: list[str] = ()) -> None:
+              cgroups: CgroupView | None = None) -> None:
     """One entry of ``mounts``: create the destination inside the rootfs and mount it."""
     where = f"mounts[{index}]"
     destination = m.get("destination")
@@ -242,7 +269,7 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
         opts.flags |= sc.MS_BIND
         if not os.path.isabs(source):
             source = os.path.join(bundle, source)
-    target, exists = _resolve(rootfs, destination)
+    target, exists, _ = _resolve(rootfs, destination)
     what = f'mounting "{m.get("source") or fstype}" to rootfs at "{destination}"'
     with Step(what):
         if bind:
@@ -255,7 +282,7 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
             _bind(source, target, opts)
         elif fstype == "cgroup":
             _make_target(target, True, rootfs, exists)
-            _mount_cgroup(target, opts, in_userns, cgroupns, cgroup_dirs)
+            _mount_cgroup(target, opts, in_userns, cgroupns, cgroups or CgroupView())
         else:
             _make_target(target, True, rootfs, exists)
             if opts.tmpcopyup and fstype == "tmpfs":
@@ -312,22 +339,14 @@ def _mount_tmpfs_copyup(source: str, target: str, opts: MountOptions) -> None:
 
 
 def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bool,
-                  cgroup_dirs: list[str] = ()) -> None:
+                  cgroups: CgroupView) -> None:
     """``type: cgroup``: cgroup2 on a unified host; on v1/hybrid hosts a tmpfs with one mount per
     hierarchy -- a fresh cgroup mount (the namespace's view) with a cgroup namespace, otherwise a
-    bind of the container's own cgroup directory (as runc does): the one of ``cgroup_dirs`` in
+    bind of the container's own cgroup directory (as runc does): the one of ``cgroups.dirs`` in
     that hierarchy, else the cgroup this process is in."""
     flags = opts.flags & ~sc.MS_REMOUNT
-    dirs = [] if cgroupns else cgroup_dirs
-    hierarchies = []  # (name, fstype, super options, mount point)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, super_opts = fields[sep + 1], fields[sep + 3]
-            mount_point = fields[4]
-            if fstype in ("cgroup", "cgroup2") and mount_point.startswith("/sys/fs/cgroup"):
-                hierarchies.append((os.path.basename(mount_point), fstype, super_opts, mount_point))
+    dirs = [] if cgroupns else cgroups.dirs
+    hierarchies = cgroups.hierarchies if cgroups.hierarchies is not None else cgroup_hierarchies()
     if any(h[3] == "/sys/fs/cgroup" and h[1] == "cgroup2" for h in hierarchies):
         if cgroupns:
             try:
@@ -341,15 +360,17 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
         _bind(own, target, MountOptions(["rbind"] + _flag_names(flags)))
         return
     sc.mount("tmpfs", target, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
-    own_paths = _own_cgroup_paths()
+    own_paths = None
     binds = []
     for name, fstype, super_opts, mount_point in hierarchies:
         if "/" in name or not name:
             continue
-        sub = os.path.join(target, name)
-        os.makedirs(sub, exist_ok=True)
+        sub = target + "/" + name
+        try:
+            os.mkdir(sub, 0o755)  # in the fresh tmpfs
+        except FileExistsError:
+            pass
         controllers = [o for o in super_opts.split(",") if o not in ("rw", "ro")]
-        key = ",".join(c for c in controllers if not c.startswith("xattr")) if fstype == "cgroup" else ""
         mounted = False
         if cgroupns:
             try:
@@ -359,13 +380,17 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
                 if not in_userns:
                     raise
         if not mounted:
-            own = _container_cgroup(mount_point, dirs) or \
-                mount_point + _find_own_path(own_paths, key, controllers).rstrip("/")
+            own = _container_cgroup(mount_point, dirs)
+            if own is None:  # not the container's: the cgroup this process is in
+                own_paths = own_paths or _own_cgroup_paths()
+                key = ",".join(c for c in controllers if not c.startswith("xattr")) if fstype == "cgroup" else ""
+                own = mount_point + _find_own_path(own_paths, key, controllers).rstrip("/")
             sc.mount(own, sub, None, sc.MS_BIND)
             binds.append(sub)
-        for controller in name.split(","):
-            if controller != name and not os.path.lexists(os.path.join(target, controller)):
-                os.symlink(name, os.path.join(target, controller))
+        if "," in name:  # co-mounted controllers (cpu,cpuacct): a link per controller
+            for controller in name.split(","):
+                if not os.path.lexists(target + "/" + controller):
+                    os.symlink(name, target + "/" + controller)
     # the mount's flags (ro, nosuid...) on the tmpfs and every bind below it: one
     # mount_setattr(AT_RECURSIVE) instead of a remount per hierarchy
     attrs = _mount_attrs(flags)
@@ -436,11 +461,11 @@ def create_devices(rootfs: str, devices: list[dict], in_userns: bool, defaults: 
         if defaults:
             for target, link in DEV_SYMLINKS:
                 with Step(f"creating symlink {link} -> {target}"):
-                    path, exists = _resolve(rootfs, link)
+                    path, exists, _ = _resolve(rootfs, link)
                     if not exists:
                         os.symlink(target, path)
             with Step("creating symlink /dev/ptmx -> pts/ptmx"):
-                ptmx, exists = _resolve(rootfs, "/dev/ptmx")
+                ptmx, exists, _ = _resolve(rootfs, "/dev/ptmx")
                 if exists:
                     os.unlink(ptmx)
                 os.symlink("pts/ptmx", ptmx)
@@ -463,9 +488,9 @@ def _create_device(rootfs: str, device: dict, in_userns: bool, where: str) -> No
     if kind not in _DEVICE_TYPES:
         raise ConfigError(f"unknown device type {kind!r}", where=f"{where}.type",
                           why="one of c, b, u, p")
-    target, exists = _resolve(rootfs, path)
+    target, exists, parent_exists = _resolve(rootfs, path)
     with Step(f'creating device "{path}"'):
-        if not exists:
+        if not parent_exists:
             os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
         if in_userns:
             # mknod is not allowed in a user namespace: bind the host's node (runc does)

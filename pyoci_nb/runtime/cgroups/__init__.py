@@ -138,7 +138,9 @@ def own_cgroups(path: str = "/proc/self/cgroup") -> dict[str, str]:
 
 
 def default_cgroups_path(container_id: str, rootless: bool) -> str:
-    """What pyoci uses when ``linux.cgroupsPath`` is absent."""
+    """What pyoci uses when ``linux.cgroupsPath`` is absent: ``/pyoci/<id>`` (as root; the
+    ``/pyoci`` base cgroup is kept for the next container, like a systemd slice), or
+    ``pyoci/<id>`` below the user's own cgroup (rootless)."""
     return f"pyoci/{container_id}" if rootless else f"/pyoci/{container_id}"
 
 
@@ -198,8 +200,13 @@ def manager_for(config: dict, container_id: str, rootless: bool) -> CgroupManage
 
     linux = config.get("linux") or {}
     raw_path = linux.get("cgroupsPath")
-    cgroups_path = check_cgroups_path(raw_path if raw_path not in (None, "")
-                                      else default_cgroups_path(container_id, rootless))
+    default = raw_path in (None, "")
+    cgroups_path = check_cgroups_path(default_cgroups_path(container_id, rootless) if default
+                                      else raw_path)
+    # the default base /pyoci stays (creating and removing it around every container of a
+    # sequence costs a mkdir and an rmdir per hierarchy); parents of a cgroupsPath the config
+    # names are the container's and go with it
+    keep_parents = default and not rootless
     implied = [] if rootless else devices.implied_rules(config)
     layout = detect_layout()
     own = own_cgroups()
@@ -215,6 +222,7 @@ def manager_for(config: dict, container_id: str, rootless: bool) -> CgroupManage
         v2_dir = resolve_cgroups_path(cgroups_path, layout.v2, own.get(""))
         unified = V2Manager(container_id, cgroups_path, v2_dir, layout.v2.mountpoint, rootless,
                             implied)
+        unified.keep_parents = keep_parents
         if rootless and not _writable(v2_dir):
             unified = None
     if layout.mode == "unified":
@@ -237,7 +245,9 @@ def manager_for(config: dict, container_id: str, rootless: bool) -> CgroupManage
     if rootless and not paths and unified is None:
         return NoCgroupManager(container_id, cgroups_path, True, implied,
                                reason=f"the user may not write the cgroup for {cgroups_path}")
-    return V1Manager(container_id, cgroups_path, paths, unified, rootless, implied)
+    manager = V1Manager(container_id, cgroups_path, paths, unified, rootless, implied)
+    manager.keep_parents = keep_parents
+    return manager
 
 
 def manager_from_state(saved: dict) -> CgroupManager:

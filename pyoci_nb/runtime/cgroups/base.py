@@ -389,6 +389,8 @@ class CgroupManager:
         self.id = container_id
         self.cgroups_path = cgroups_path
         self.rootless = rootless
+        #: create() records only the container's own cgroup, not the parents it makes on the way
+        self.keep_parents = False
         #: DeviceRule objects, or their JSON as saved in state.json until a command needs them
         self._implied_devices = list(implied_devices or [])
         self.resources: dict = {}

@@ -99,7 +99,8 @@ class V1Manager(CgroupManager):
             except PermissionError:
                 raise SetupError("cannot create the container's cgroup", where=directory,
                                  why="permission denied", hint="run as root") from None
-            self.created.setdefault(key, []).extend(d for d in made if d not in self.created.get(key, []))
+            ours = [directory] if self.keep_parents and directory in made else made
+            self.created.setdefault(key, []).extend(d for d in ours if d not in self.created.get(key, []))
             if "cpuset" in key.split(","):
                 for new in made:
                     for name in ("cpuset.cpus", "cpuset.mems"):

@@ -129,7 +129,9 @@ class V2Manager(CgroupManager):
                 break
             probe = os.path.dirname(probe)
         try:
-            self.created.extend(d for d in base.make_dirs(parent) if d not in self.created)
+            parents = base.make_dirs(parent)
+            if not self.keep_parents:
+                self.created.extend(d for d in parents if d not in self.created)
         except PermissionError:
             raise SetupError("cannot create the container's cgroup", where=parent,
                              why="permission denied",
