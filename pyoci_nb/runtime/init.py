@@ -33,6 +33,7 @@ step, so the runtime's last log line tells the whole story.  These functions nev
 from __future__ import annotations
 
 import _socket  # the C module: `socket` costs ~5 ms of imports on every create and is not needed
+import gc
 import os
 import sys
 
@@ -149,6 +150,9 @@ def _report_error(channel: Channel, exc: BaseException) -> None:
 def _prelude(ctx: InitContext) -> None:
     """First steps of a freshly forked process: drop the runtime's fds, take the container's
     stdio, compile the seccomp filter while libseccomp is reachable."""
+    # no garbage collection in this short-lived copy of the runtime: a full collection would
+    # touch every object, copying the whole heap page by page (copy-on-write)
+    gc.disable()
     for fd in ctx.close_fds:
         os.close(fd)
     _set_stdio(ctx.stdio)
