@@ -188,6 +188,23 @@ def _sysctl_namespace(key: str) -> str | None:
     return None
 
 
+def _channels(console_socket: str | None, console_fd: int | None, closers: list):
+    """What a forked child talks through: the console socket's fd (connected to
+    ``console_socket`` if given, else ``console_fd``) and a Channel pair (runtime end, child
+    end).  What the runtime must close afterwards goes into ``closers``."""
+    from pyoci_nb.runtime.init import Channel
+
+    if console_socket:
+        from pyoci_nb.runtime.console import connect_console_socket
+
+        sock = connect_console_socket(console_socket)
+        closers.append(sock)
+        console_fd = sock.fileno()
+    parent, child = Channel.pair()
+    closers.append(parent)
+    return console_fd, parent, child
+
+
 def _tell(channel, kind: str) -> None:
     """Send init a message it waits for (``cgroup-joined``).  If init has already failed, its
     error message is waiting in the channel: the caller reads it next."""
@@ -404,7 +421,7 @@ class Container(ReprMixin):
     def _create(self, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
                 no_new_keyring, preserve_fds, rootless, stdio, start=False) -> None:
         from pyoci_nb.runtime import mounts
-        from pyoci_nb.runtime.init import (Channel, InitContext, init_direct, intermediate_main,
+        from pyoci_nb.runtime.init import (InitContext, init_direct, intermediate_main,
                                            preload_modules)
 
         config = load_config(bundle)
@@ -439,14 +456,7 @@ class Container(ReprMixin):
             state_dir.write(record)
             fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
             fds_to_close.append(fifo_fd)
-            if console_socket:
-                from pyoci_nb.runtime.console import connect_console_socket
-
-                sock = connect_console_socket(console_socket)
-                closers.append(sock)
-                console_fd = sock.fileno()
-            parent, child = Channel.pair()
-            closers.append(parent)
+            console_fd, parent, child = _channels(console_socket, console_fd, closers)
             ctx = InitContext(config=config, bundle=bundle, rootfs=facts["rootfs"],
                               joined=facts["joined"], new_namespaces=facts["flags"],
                               no_pivot=no_pivot, no_new_keyring=no_new_keyring,
@@ -792,17 +802,10 @@ class Container(ReprMixin):
         if _threaded():
             return self._exec_through_cli(proc, console_socket, console_fd, detach, pid_file,
                                           preserve_fds, (stdin, stdout, stderr))
-        from pyoci_nb.runtime.init import Channel, exec_main
+        from pyoci_nb.runtime.init import exec_main
 
         closers = []
-        if console_socket:
-            from pyoci_nb.runtime.console import connect_console_socket
-
-            sock = connect_console_socket(console_socket)
-            closers.append(sock)
-            console_fd = sock.fileno()
-        parent, child = Channel.pair()
-        closers.append(parent)
+        console_fd, parent, child = _channels(console_socket, console_fd, closers)
         init_pid = record["pid"]
         kinds = namespaces.different_namespaces(init_pid)
         ipid = os.fork()

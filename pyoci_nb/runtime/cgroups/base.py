@@ -158,6 +158,15 @@ def _open_for_writing(path: str, directory: str, name: str, field: str) -> int:
 
 # --- reading linux.resources -----------------------------------------------------------------
 
+def resources_object(resources) -> dict:
+    """``linux.resources`` as a dict ({} when absent); a clear error when it is not an object."""
+    resources = resources or {}
+    if not isinstance(resources, dict):
+        raise ConfigError("resources must be an object", where=RESOURCES,
+                          why=f"got {type(resources).__name__}")
+    return resources
+
+
 def section(resources: dict, key: str) -> dict:
     """``resources[key]`` as a dict ({} when absent); a clear error when it is not an object."""
     value = resources.get(key)

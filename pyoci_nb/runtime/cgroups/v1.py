@@ -29,6 +29,7 @@ from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime import log
 from pyoci_nb.runtime.cgroups import base
 from pyoci_nb.runtime.cgroups.base import (RESOURCES, CgroupManager, boolean, integer, items,
+                                           resources_object,
                                            read_file, read_int, read_keyed, section, string,
                                            write_file)
 from pyoci_nb.runtime.cgroups.v2 import UINT64_MAX, V2Manager, _omit
@@ -293,10 +294,7 @@ class V1Manager(CgroupManager):
     # --- resources -------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply ``linux.resources`` to the v1 files (see the module docstring)."""
-        resources = resources or {}
-        if not isinstance(resources, dict):
-            raise ConfigError("resources must be an object", where=RESOURCES,
-                              why=f"got {type(resources).__name__}")
+        resources = resources_object(resources)
         cpu = section(resources, "cpu")
         self._set_cpuset(cpu)
         if not self.rootless:   # runc ignores device rules for rootless containers

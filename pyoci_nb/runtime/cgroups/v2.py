@@ -29,6 +29,7 @@ from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime import log
 from pyoci_nb.runtime.cgroups import base
 from pyoci_nb.runtime.cgroups.base import (RESOURCES, CgroupManager, boolean, integer, items,
+                                           resources_object,
                                            read_file, read_int, read_keyed, section, string,
                                            write_file)
 
@@ -293,10 +294,7 @@ class V2Manager(CgroupManager):
     # --- resources -------------------------------------------------------------------------
     def set(self, resources: dict) -> None:
         """Apply ``linux.resources`` to the v2 files (see the module docstring)."""
-        resources = resources or {}
-        if not isinstance(resources, dict):
-            raise ConfigError("resources must be an object", where=RESOURCES,
-                              why=f"got {type(resources).__name__}")
+        resources = resources_object(resources)
         self._set_cpuset(section(resources, "cpu"))
         self._set_memory(section(resources, "memory"))
         self._set_cpu(section(resources, "cpu"))
