@@ -1,7 +1,7 @@
 """Container start cost: the median wall time of running ``true`` in a busybox container via
 ``pyoci run`` (the CLI), via ``pyoci_nb.run()`` (the Python API, in this process) and via
-``runc run`` (Debian's runc), measured in one process with the runs interleaved
-(pyoci, api, runc, pyoci, api, runc ...) so that the machine's state affects all three alike.
+``runc run`` (Debian's runc), measured in one process with the runs interleaved, in an order
+that turns every round, so that the machine's state affects all three alike.
 Prints each median and its ratio to runc next to the targets (CLI <= 2x runc, API <= 0.5x runc).
 For context it also times the bare start-up of the CLI's interpreter (``python -c pass``, with
 the same site-packages start-up as the ``pyoci`` script): the part of the CLI's time that is
@@ -109,17 +109,24 @@ def main() -> int:
         bundle = make_bundle(work)
         cli = pyoci_cli()
         interpreter = cli_interpreter(cli)
+        measure = {
+            "pyoci run (CLI)": lambda i: timed_command(
+                cli + ["--root", str(roots["pyoci run (CLI)"]), "run", "--bundle", str(bundle),
+                       f"bench-cli-{i}"], env),
+            "pyoci_nb.run() (API)": lambda i: timed_api(bundle, roots["pyoci_nb.run() (API)"],
+                                                        f"bench-api-{i}"),
+            "runc run": lambda i: timed_command(
+                [args.runc, "--root", str(roots["runc run"]), "run", "--bundle", str(bundle),
+                 f"bench-runc-{i}"], env),
+            startup: lambda i: timed_command([interpreter, "-c", "pass"], env),
+        }
+        names = list(measure)
         for i in range(args.runs + 1):  # run 0 warms caches up and is not counted
-            sample = {
-                "pyoci run (CLI)": timed_command(cli + ["--root", str(roots["pyoci run (CLI)"]), "run",
-                                                        "--bundle", str(bundle), f"bench-cli-{i}"], env),
-                "pyoci_nb.run() (API)": timed_api(bundle, roots["pyoci_nb.run() (API)"], f"bench-api-{i}"),
-                "runc run": timed_command([args.runc, "--root", str(roots["runc run"]), "run",
-                                           "--bundle", str(bundle), f"bench-runc-{i}"], env),
-                startup: timed_command([interpreter, "-c", "pass"], env),
-            }
-            if i:
-                for name, seconds in sample.items():
+            # the order turns every run, so each one follows each other equally often (the
+            # kernel finishes tearing a container down after its runtime has returned)
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                seconds = measure[name](i)
+                if i:
                     times[name].append(seconds)
     finally:
         for name, root in roots.items():  # (the start-up row has no root)
