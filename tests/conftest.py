@@ -42,6 +42,21 @@ def runtime_spec_dir(shared_dir) -> Path:
     return shared_dir / "runtime-spec"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_default_base_cgroup_left():
+    """pyoci keeps the base cgroup of its default cgroupsPath (``/pyoci``) between containers;
+    at the end of the run the suite removes it where it is empty, so no cgroup is left behind."""
+    yield
+    root = Path("/sys/fs/cgroup")
+    candidates = [root / "pyoci"] + ([d / "pyoci" for d in root.iterdir() if d.is_dir()]
+                                     if root.is_dir() else [])
+    for base in candidates:
+        try:
+            base.rmdir()
+        except OSError:
+            pass  # absent, or still in use
+
+
 def pytest_collection_modifyitems(config, items):
     skip_root = pytest.mark.skip(reason="needs root")
     for item in items:
