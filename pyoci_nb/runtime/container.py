@@ -188,6 +188,17 @@ def _sysctl_namespace(key: str) -> str | None:
     return None
 
 
+def _cgroup_hierarchies(config: dict, facts: dict) -> list | None:
+    """The host's cgroup hierarchies for init's ``cgroup`` mount, read here once (init starts
+    from this mount table), or None: no such mount, or init joins another mount namespace."""
+    from pyoci_nb.runtime import mounts
+
+    wanted = any(isinstance(m, dict) and m.get("type") == "cgroup" for m in config.get("mounts") or [])
+    if not wanted or "mount" in facts["joined"]:
+        return None
+    return mounts.cgroup_hierarchies()
+
+
 def _channels(console_socket: str | None, console_fd: int | None, closers: list):
     """What a forked child talks through: the console socket's fd (connected to
     ``console_socket`` if given, else ``console_fd``) and a Channel pair (runtime end, child
@@ -483,8 +494,7 @@ class Container(ReprMixin):
                               container_id=self.id, stdio=stdio,
                               close_fds=[state_dir.lock_fd],
                               cgroups=mounts.CgroupView(cgroup.directories(),
-                                                        None if "mount" in facts["joined"]
-                                                        else mounts.cgroup_hierarchies()))
+                                                        _cgroup_hierarchies(config, facts)))
             if direct:
                 new_pid_ns = bool(facts["flags"] & sc.CLONE_NEWPID)
                 init_pid = namespaces.fork_into_new_pid_namespace() if new_pid_ns else os.fork()
