@@ -108,10 +108,13 @@ def forks_init_directly(joined: dict[str, str], flags: int) -> bool:
 
 def fork_into_new_pid_namespace() -> int:
     """``os.fork()`` whose child is PID 1 of a new pid namespace: unshare(CLONE_NEWPID) makes
-    it the namespace of our next child, and setns back to our own pid namespace undoes that for
-    every child after it.  The way back is tried first (setns into the namespace we are in), so
-    this process never stays stuck forking into the container's namespace."""
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    it the namespace of our next child, and setns back to the namespace our children went to
+    before (normally our own) undoes that for every child after it.  The way back is tried
+    first, so this process never stays stuck forking into the container's namespace."""
+    try:
+        own = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # Linux < 4.12, or a namespace of ours with no process yet
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         sc.setns(own, sc.CLONE_NEWPID)
         sc.unshare(sc.CLONE_NEWPID)

@@ -44,6 +44,21 @@ def test_run_timeout_kills_and_cleans_up(bundle, state_root):
     assert leftovers("sleeper", bundle, state_root) == []
 
 
+def test_the_caller_forks_into_its_own_pid_namespace_again(bundle, state_root):
+    """run() forks the container's init straight into a new pid namespace and steps back: the
+    caller's later children are in the caller's pid namespace, and its own pid is unchanged."""
+    import subprocess
+
+    before = os.readlink("/proc/self/ns/pid_for_children")
+    seen = pyoci_nb.run(bundle, ["sh", "-c", "echo $$"], root=state_root, capture_output=True)
+    assert seen.stdout == b"1\n"  # the container's init was PID 1 of its namespace
+    assert os.readlink("/proc/self/ns/pid_for_children") == before == os.readlink("/proc/self/ns/pid")
+    child = subprocess.run(["sh", "-c", "readlink /proc/self/ns/pid; echo $$"], capture_output=True,
+                           text=True, check=True)
+    namespace, pid = child.stdout.split()
+    assert namespace == before and int(pid) > 1
+
+
 def test_run_uses_the_bundle_args_by_default(bundle, state_root):
     edit_config(bundle, **{"process.args": ["echo", "from config"]})
     result = pyoci_nb.run(bundle, root=state_root, capture_output=True)
