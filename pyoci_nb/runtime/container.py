@@ -766,11 +766,7 @@ class Container(ReprMixin):
 
     def _kill_everything(self, record: dict, manager) -> None:
         pid = record.get("pid") or 0
-        if record.get("status") == "creating":
-            # the runtime died mid-create: its intermediate and init may still be around
-            if init_alive(record):
-                _kill_quietly(pid)
-        elif init_alive(record):
+        if init_alive(record):  # (after a runtime died mid-create, the cgroup holds the rest)
             _kill_quietly(pid)
         if manager is not None:
             try:

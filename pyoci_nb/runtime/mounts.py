@@ -166,10 +166,9 @@ def _real_root(root: str) -> str:
     return real
 
 
-def _make_target(target: str, like_dir: bool, root: str, exists: bool | None = None) -> None:
-    """Create the mount point ``target`` (already resolved inside ``root``; ``exists`` if
-    the caller knows)."""
-    if exists if exists is not None else os.path.lexists(target):
+def _make_target(target: str, like_dir: bool, exists: bool) -> None:
+    """Create the mount point ``target`` (resolved inside the rootfs) unless it ``exists``."""
+    if exists:
         return
     parent = os.path.dirname(target)
     os.makedirs(parent if not like_dir else target, 0o755, exist_ok=True)
@@ -278,13 +277,13 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
                 os.stat(source)
             except OSError as exc:
                 raise OSError(exc.errno, f"stat: {sc.errno_text(exc.errno)}", source) from None
-            _make_target(target, source_is_dir, rootfs, exists)
+            _make_target(target, source_is_dir, exists)
             _bind(source, target, opts)
         elif fstype == "cgroup":
-            _make_target(target, True, rootfs, exists)
+            _make_target(target, True, exists)
             _mount_cgroup(target, opts, in_userns, cgroupns, cgroups or CgroupView())
         else:
-            _make_target(target, True, rootfs, exists)
+            _make_target(target, True, exists)
             if opts.tmpcopyup and fstype == "tmpfs":
                 _mount_tmpfs_copyup(source, target, opts)
             else:

@@ -200,13 +200,8 @@ def manager_for(config: dict, container_id: str, rootless: bool) -> CgroupManage
 
     linux = config.get("linux") or {}
     raw_path = linux.get("cgroupsPath")
-    default = raw_path in (None, "")
-    cgroups_path = check_cgroups_path(default_cgroups_path(container_id, rootless) if default
-                                      else raw_path)
-    # the default base /pyoci stays (creating and removing it around every container of a
-    # sequence costs a mkdir and an rmdir per hierarchy); parents of a cgroupsPath the config
-    # names are the container's and go with it
-    keep_parents = default and not rootless
+    cgroups_path = check_cgroups_path(raw_path if raw_path not in (None, "")
+                                      else default_cgroups_path(container_id, rootless))
     implied = [] if rootless else devices.implied_rules(config)
     layout = detect_layout()
     own = own_cgroups()
@@ -222,7 +217,6 @@ def manager_for(config: dict, container_id: str, rootless: bool) -> CgroupManage
         v2_dir = resolve_cgroups_path(cgroups_path, layout.v2, own.get(""))
         unified = V2Manager(container_id, cgroups_path, v2_dir, layout.v2.mountpoint, rootless,
                             implied)
-        unified.keep_parents = keep_parents
         if rootless and not _writable(v2_dir):
             unified = None
     if layout.mode == "unified":
@@ -245,9 +239,7 @@ def manager_for(config: dict, container_id: str, rootless: bool) -> CgroupManage
     if rootless and not paths and unified is None:
         return NoCgroupManager(container_id, cgroups_path, True, implied,
                                reason=f"the user may not write the cgroup for {cgroups_path}")
-    manager = V1Manager(container_id, cgroups_path, paths, unified, rootless, implied)
-    manager.keep_parents = keep_parents
-    return manager
+    return V1Manager(container_id, cgroups_path, paths, unified, rootless, implied)
 
 
 def manager_from_state(saved: dict) -> CgroupManager:

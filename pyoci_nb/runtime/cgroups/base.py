@@ -322,13 +322,12 @@ def remove_dirs(created: list[str], timeout: float = 0.5) -> list[str]:
     left = []
     leaf = created[-1] if created else None
     for directory in reversed(created):
-        if directory == leaf and _rmdir_retry(directory, 0.0):
-            continue
-        if directory == leaf:
+        ok = _rmdir_retry(directory, 0.0)
+        if not ok and directory == leaf:
             # sub-cgroups made inside the container (nested runtimes, exec --cgroup) go first
             for sub in _subdirs_deepest_first(directory):
                 _rmdir_retry(sub, timeout)
-        ok = _rmdir_retry(directory, timeout if directory == leaf else 0.0)
+            ok = _rmdir_retry(directory, timeout)
         if not ok:
             left.append(directory)
     return left
@@ -398,8 +397,6 @@ class CgroupManager:
         self.id = container_id
         self.cgroups_path = cgroups_path
         self.rootless = rootless
-        #: create() records only the container's own cgroup, not the parents it makes on the way
-        self.keep_parents = False
         #: DeviceRule objects, or their JSON as saved in state.json until a command needs them
         self._implied_devices = list(implied_devices or [])
         self.resources: dict = {}
@@ -455,6 +452,14 @@ class CgroupManager:
         return {"driver": self.driver, "id": self.id, "cgroupsPath": self.cgroups_path,
                 "rootless": self.rootless, "resources": self.resources,
                 "impliedDevices": [r if isinstance(r, dict) else r.to_json() for r in self._implied_devices]}
+
+    @property
+    def keep_parents(self) -> bool:
+        """The default cgroupsPath of a container run as root (``/pyoci/<id>``): create()
+        records only the container's own cgroup, and the ``/pyoci`` base stays for the next."""
+        from pyoci_nb.runtime.cgroups import default_cgroups_path
+
+        return not self.rootless and self.cgroups_path == default_cgroups_path(self.id, False)
 
     @property
     def implied_devices(self) -> list:

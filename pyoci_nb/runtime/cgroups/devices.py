@@ -36,6 +36,7 @@ import struct
 
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime.cgroups.base import FrozenRecord
+from pyoci_nb.runtime.syscalls import read_file
 
 WILDCARD = None  # a major/minor of "every number"
 _ACCESS_ORDER = "rwm"
@@ -217,8 +218,6 @@ def _sort_key(item):
 def read_v1_list(directory: str) -> DeviceRules | None:
     """What ``devices.list`` says now.  ``None`` for allow-all: the kernel then shows only
     ``a *:* rwm`` and hides the deny exceptions, so the state is not fully known."""
-    from pyoci_nb.runtime.syscalls import read_file
-
     text = read_file(os.path.join(directory, "devices.list")).decode()
     lines = [line.split() for line in text.splitlines() if line.strip()]
     if any(parts[0] == "a" for parts in lines):
