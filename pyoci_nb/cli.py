@@ -62,10 +62,13 @@ def version_text() -> str:
             f"python: {sys.version.split()[0]}\n")
 
 
+_CONSOLE_SOCKET = Flag("--console-socket", "path to an AF_UNIX socket which will receive the pty master fd",
+                       metavar="SOCK")
+_DETACH = Flag("--detach -d", "detach from the container's process", kind="switch")
 _CREATE_FLAGS = (
     Flag("--bundle -b", "path to the root of the bundle directory (default: current directory)", default=".",
          metavar="DIR"),
-    Flag("--console-socket", "path to an AF_UNIX socket which will receive the pty master fd", metavar="SOCK"),
+    _CONSOLE_SOCKET,
     Flag("--pid-file", "file to write the container init's pid to (exists before create returns)", metavar="FILE"),
     Flag("--no-pivot", "do not use pivot_root to jail the process inside the rootfs", kind="switch"),
     Flag("--no-new-keyring", "do not create a new session keyring for the container", kind="switch"),
@@ -99,7 +102,7 @@ _COMMAND_FLAGS: dict[str, tuple[tuple[Flag, ...], tuple[Positional, ...]]] = {
     "features": ((), ()),
     "create": (_CREATE_FLAGS, (_ID,)),
     "run": (_CREATE_FLAGS + (
-        Flag("--detach -d", "detach from the container's process", kind="switch"),
+        _DETACH,
         Flag("--keep", "do not delete the container after it exits", kind="switch"),
         Flag("--no-subreaper", "disable the use of the subreaper used to reap reparented processes",
              kind="switch")), (_ID,)),
@@ -112,15 +115,14 @@ _COMMAND_FLAGS: dict[str, tuple[tuple[Flag, ...], tuple[Positional, ...]]] = {
                               required=False, default="SIGTERM"))),
     "delete": ((Flag("--force -f", "forcibly delete the container if it is still running (uses SIGKILL)",
                      kind="switch"),), (_ID,)),
-    "exec": ((Flag("--console-socket", "path to an AF_UNIX socket which will receive the pty master fd",
-                   metavar="SOCK"),
+    "exec": ((_CONSOLE_SOCKET,
               Flag("--cwd", "current working directory in the container", metavar="DIR"),
               Flag("--env -e", "set environment variables (K=V)", kind="list", metavar="K=V"),
               Flag("--tty -t", "allocate a pseudo-TTY", kind="switch"),
               Flag("--user -u", "UID[:GID] to run as", metavar="UID[:GID]"),
               Flag("--additional-gids -g", "additional gids", kind="int-list", metavar="GID"),
               Flag("--process -p", "path to a process.json (the process object of config.json)", metavar="FILE"),
-              Flag("--detach -d", "detach from the container's process", kind="switch"),
+              _DETACH,
               Flag("--pid-file", "file to write the process id to", metavar="FILE"),
               Flag("--process-label", "set the asm process label (SELinux)", metavar="LABEL"),
               Flag("--apparmor", "set the apparmor profile for the process", metavar="PROFILE"),
