@@ -26,7 +26,7 @@ import time
 from pyoci_nb.errors import (ConfigError, ContainerError, ContainerExists, ContainerNotFound,
                              InvalidState, PyociError, SetupError)
 from pyoci_nb.richrepr import ReprMixin
-from pyoci_nb.runtime import hooks, jsonio, log, namespaces, process
+from pyoci_nb.runtime import hooks, jsonio, log, namespaces, process, trampoline
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
                                     public_state)
@@ -454,6 +454,7 @@ class Container(ReprMixin):
         from pyoci_nb.runtime.init import (InitContext, init_direct, intermediate_main,
                                            preload_modules)
 
+        process.check_preserved_fds(preserve_fds)  # before the runtime opens fds of its own
         config = load_config(bundle)
         preload_modules(config)  # once per process, not once per forked child
         facts = preflight(config, bundle, rootless=rootless,
@@ -667,9 +668,14 @@ class Container(ReprMixin):
                                              "or the last set-up steps failed; see the container's stderr)")
                 if data == b"":
                     time.sleep(0.0005)  # no writer yet: read() says EOF at once
-            if b"E" in received:  # "E" + message: init failed after create returned
+            report = received[1:] if received[:1] == b"0" else received
+            failed = trampoline.failure(report)
+            if failed is not None:  # the trampoline's execve of the program failed
+                raise SetupError("the container's program could not be executed", where=f"container {self.id!r}",
+                                 why=_exec_failure(record["config"].get("process") or {}, failed))
+            if report[:1] == b"E":  # "E" + message: init failed after create returned
                 raise SetupError("container init failed", where=f"container {self.id!r}",
-                                 why=received[received.index(b"E") + 1:].decode(errors="replace"))
+                                 why=report[1:].decode(errors="replace"))
         finally:
             os.close(fd)
         os.unlink(self._dir.fifo_path)
@@ -797,6 +803,7 @@ class Container(ReprMixin):
 
         ``process_config`` is a ``process`` object (as in config.json; default: the config's
         process with ``args`` replaced).  Returns the exit status, or the pid with ``detach``."""
+        process.check_preserved_fds(preserve_fds)
         record = self._record()
         status = derive_status(record, self._dir)
         if status not in ("created", "running"):
@@ -869,6 +876,8 @@ class Container(ReprMixin):
                         parent.send({"type": "seccomp-listener-done"})
                     elif message.get("type") == "error":
                         raise SetupError("exec failed", why=message.get("message"))
+                    elif message.get("type") == "exec-failed":
+                        raise SetupError("exec failed", why=_exec_failure(proc, message["errno"]))
                 if not pid:
                     raise SetupError("exec failed", why="the process exited before reporting")
             except BaseException:
@@ -1014,6 +1023,12 @@ def build_exec_process(config: dict, process_config: dict | None, args, env, cwd
         proc["noNewPrivileges"] = True
     proc.setdefault("cwd", "/")
     return proc
+
+
+def _exec_failure(proc: dict, errno: int) -> str:
+    """What the trampoline's report of a failed execve means, in the words of runc."""
+    name = (proc.get("args") or ["?"])[0]
+    return f'exec: "{name}": {os.strerror(errno)} (errno {errno})'
 
 
 def _exit_code(status: int) -> int:

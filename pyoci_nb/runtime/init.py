@@ -37,7 +37,7 @@ import gc
 import os
 import sys
 
-from pyoci_nb.runtime import hooks, jsonio, mounts, namespaces, process
+from pyoci_nb.runtime import hooks, jsonio, mounts, namespaces, process, trampoline
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.syscalls import Step
 
@@ -75,6 +75,9 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             return None, []
+        failed = trampoline.failure(data)
+        if failed is not None:
+            return {"type": "exec-failed", "errno": failed}, fds
         return jsonio.loads(data), fds
 
     def expect(self, kind: str) -> dict:
@@ -153,6 +156,11 @@ def _prelude(ctx: InitContext) -> None:
     # no garbage collection in this short-lived copy of the runtime: a full collection would
     # touch every object, copying the whole heap page by page (copy-on-write)
     gc.disable()
+    # until the container's program runs, nothing of this copy of the runtime (the host's
+    # interpreter as /proc/PID/exe, the host's environment, the runtime's fds) may be opened
+    # through /proc by the container's processes (another container in the same pid namespace,
+    # an `exec`): a non-dumpable process is closed to all without CAP_SYS_PTRACE
+    sc.set_dumpable(False)
     for fd in ctx.close_fds:
         os.close(fd)
     _set_stdio(ctx.stdio)
@@ -192,8 +200,10 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
         if flags & sc.CLONE_NEWUSER:
             with Step("creating the user namespace"):
                 sc.unshare(sc.CLONE_NEWUSER)
+            sc.set_dumpable(True)  # /proc/PID/uid_map must belong to us for the runtime to write it
             channel.send({"type": "idmap"})
             channel.expect("idmap-done")
+            sc.set_dumpable(False)
             for call in (os.setresgid, os.setresuid):
                 try:
                     call(0, 0, 0)
@@ -325,10 +335,10 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         # the byte says "started"; the FIFO closing on execve (CLOEXEC) tells `start` that the
         # user process runs, so poststart hooks run after it (runtime.md)
         os.write(fifo, b"0")
+        process.hide_the_trampoline()
         if seccomp_config and not seccomp_loaded:
             _load_seccomp(seccomp_filter, None)
-        process.preserve_fds(ctx.preserve_fds)
-        process.exec_process(proc, executable)
+        process.exec_process(proc, executable, ctx.preserve_fds, fifo)
     except BaseException as exc:
         if ready:
             # the runtime that created us is gone: tell `start` through the FIFO ("E" + message)
@@ -374,6 +384,7 @@ def preload_modules(config: dict) -> None:
         from pyoci_nb.runtime import console  # noqa: F401
     sc.libc()
     sc.last_capability()
+    trampoline.prepare()
     hooks_config = config.get("hooks") or {}
     if hooks_config.get("startContainer") or hooks_config.get("createContainer"):
         import subprocess  # noqa: F401
@@ -407,6 +418,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
     the process, which applies ``proc`` and execs.  Never returns."""
     status = 1
     try:
+        sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
         _set_stdio(stdio)
         preload_modules({"process": proc})
         compiled = _compile_seccomp(seccomp_config)
@@ -451,8 +463,9 @@ def _exec_child(proc: dict, channel: Channel, preserve: int, console_fd: int | N
     process.change_directory(proc)
     with Step("resolving the executable"):
         executable = process.resolve_executable(proc)
+    process.hide_the_trampoline()
     if seccomp_config and not seccomp_loaded:
         _load_seccomp(seccomp_config, channel)
-    process.preserve_fds(preserve)
-    # success is the channel closing on execve (CLOEXEC) without an error message
-    process.exec_process(proc, executable)
+    # success is the channel closing on execve (CLOEXEC) without an error message; the
+    # trampoline reports a failing execve on it
+    process.exec_process(proc, executable, preserve, channel.fileno())

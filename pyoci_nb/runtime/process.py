@@ -13,6 +13,7 @@ import os
 
 from pyoci_nb.errors import ConfigError
 from pyoci_nb.runtime import syscalls as sc
+from pyoci_nb.runtime import trampoline
 from pyoci_nb.runtime.syscalls import Step
 from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
 
@@ -183,15 +184,43 @@ def set_oom_score_adj(process: dict) -> None:
                 f.write(str(process["oomScoreAdj"]))
 
 
-def preserve_fds(count: int) -> None:
-    """``--preserve-fds N``: fds 3 .. 3+N-1 stay open (inheritable) across execve."""
+#: CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: the capabilities that read any file
+_READ_ANY_FILE = (1 << 1) | (1 << 2)
+
+
+def hide_the_trampoline() -> None:
+    """Before the last execve (and before a seccomp filter that may forbid capset): drop the
+    capabilities that read any file from the *effective* set, so that the execute-only
+    trampoline (``trampoline.py``) cannot be read and the kernel keeps the process non-dumpable
+    through its execve.  The program's capabilities are computed anew at its own execve from the
+    permitted, inheritable and ambient sets, which stay as they are."""
+    effective, permitted, inheritable = sc.capget()
+    if effective & _READ_ANY_FILE:
+        sc.capset(effective & ~_READ_ANY_FILE, permitted, inheritable)
+
+
+def exec_process(process: dict, executable: str, preserve: int, report_fd: int) -> None:
+    """The last step, never returns: only fds 0-2 and the ``--preserve-fds`` range 3 ..
+    3+``preserve``-1 survive (everything else the runtime or its caller held is marked
+    close-on-exec), then execve through the sealed trampoline (``trampoline.py``), so that the
+    host's interpreter is never ``/proc/self/exe`` while the container's program is exec'd
+    (CVE-2019-5736).  A failing execve is reported on ``report_fd``."""
+    for fd in range(3, 3 + preserve):
+        os.set_inheritable(fd, True)
+    sc.cloexec_from(3 + preserve)
+    trampoline.execve(executable, process["args"], env_dict(process), report_fd)
+
+
+def check_preserved_fds(count: int) -> None:
+    """``--preserve-fds N`` hands the container fds 3 .. 3+N-1 of the caller: each must be open
+    before the runtime opens anything of its own (else the runtime's own fds would take those
+    numbers and reach the container)."""
     for fd in range(3, 3 + count):
         try:
-            os.set_inheritable(fd, True)
+            os.fstat(fd)
+            if fd == trampoline.prepare():
+                raise OSError(9, "the runtime's own trampoline")
         except OSError:
-            pass
-
-
-def exec_process(process: dict, executable: str) -> None:
-    """execve: the last step; never returns."""
-    os.execve(executable, process["args"], env_dict(process))
+            raise ConfigError(f"fd {fd} is not open", where="--preserve-fds",
+                              why=f"--preserve-fds {count} passes fds 3..{2 + count} of the caller to the container",
+                              hint="open those fds before calling the runtime, or pass a smaller count") from None

@@ -64,6 +64,7 @@ AT_RECURSIVE = 0x8000
 AT_FDCWD = -100
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
@@ -83,10 +84,14 @@ TIOCSWINSZ = 0x5414
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
 # x86_64 / aarch64 syscall numbers for calls glibc 2.36 has no wrapper for
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "keyctl": 250, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "keyctl": 219, "mount_setattr": 442},
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "keyctl": 250, "mount_setattr": 442,
+               "close_range": 436},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "keyctl": 219, "mount_setattr": 442,
+                "close_range": 436},
 }
 
 _libc = None
@@ -316,6 +321,31 @@ def last_capability() -> int:
         except OSError:
             return 40
     return _last_capability
+
+
+def set_dumpable(enabled: bool) -> None:
+    """PR_SET_DUMPABLE: a non-dumpable process's /proc/PID/{exe,environ,fd,mem,...} are closed to
+    everyone without CAP_SYS_PTRACE (ptrace_may_access), also to the container's root."""
+    prctl(PR_SET_DUMPABLE, 1 if enabled else 0)
+
+
+def cloexec_from(first: int) -> None:
+    """Mark every fd >= ``first`` close-on-exec: close_range(first, ~0U, CLOSE_RANGE_CLOEXEC)
+    (Linux 5.11); on older kernels each fd listed in /proc/self/fd."""
+    try:
+        _check(libc().syscall(_syscall_number("close_range"), first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC),
+               "close_range")
+        return
+    except OSError as exc:
+        if exc.errno not in (22, 38):  # EINVAL/ENOSYS: a kernel before 5.11
+            raise
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the fd of the listing itself, closed meanwhile
 
 
 def set_child_subreaper(enabled: bool = True) -> None:

@@ -86,7 +86,8 @@ def static_program(tmp_path_factory):
         if not out.exists():
             src = cache / f"{name}-{digest}.c"
             src.write_text(source)
-            subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src), *extra],
+            link = [] if "-static-pie" in extra else ["-static"]
+            subprocess.run(["gcc", *link, "-O2", "-o", str(out), str(src), *extra],
                            check=True, capture_output=True, text=True)
         return out
 
