@@ -11,6 +11,7 @@ APT_PACKAGES=(
   runc                      # reference runtime: conformance tests and benchmarks
   podman containerd uidmap slirp4netns fuse-overlayfs  # real engines driving pyoci
   libseccomp2               # seccomp through ctypes
+  binutils-aarch64-linux-gnu qemu-user  # the exec trampoline: re-assembled and run for every machine it has code for
   python3-ipykernel         # a Jupyter kernel the rootless tests' unprivileged user can run (/usr/bin/python3)
   iproute2 procps util-linux passwd
   docker-registry skopeo    # a real registry on loopback for image tests
