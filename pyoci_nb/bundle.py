@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from pyoci_nb.errors import BundleError
-from pyoci_nb.rootfs.safetar import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, member_parts, safe_extract
+from pyoci_nb.rootfs.safetar import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    member_parts,
+    open_archive,
+    read_members,
+    safe_extract,
+)
 from pyoci_nb.rootfs.tree import DIR_FLAGS, MAX_SYMLINKS, fresh_directory, open_own_directory, resolve_in_root
 from pyoci_nb.spec.problems import Problem, ReprMixin, join_path
 
@@ -33,6 +40,9 @@ if TYPE_CHECKING:
 #: bundle.md: "This REQUIRED file MUST reside in the root of the bundle directory and MUST be
 #: named config.json."
 CONFIG_NAME = "config.json"
+
+#: The largest config.json ``Bundle.unpack`` reads from a tarball (it is read into memory).
+MAX_CONFIG_BYTES = 16 << 20
 
 #: The container's PATH when ``process.env`` sets none (runc's default, used for ``args[0]``).
 DEFAULT_CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -330,7 +340,9 @@ class Bundle(ReprMixin):
         (file data, default 4 GiB) and ``max_entries`` (members, default 500000) stop
         decompression bombs; raise them for larger trusted bundles."""
         tarball = Path(tarball)
-        root_path = _root_path_in_tarball(tarball)
+        if not tarball.is_file():
+            raise BundleError("tarball not found", where=str(tarball), hint="check the path")
+        root_path = _root_path_in_tarball(tarball, max_bytes, max_entries)
         prefix = None
         if isinstance(root_path, str) and root_path:
             why = _root_path_leaves(root_path)
@@ -418,25 +430,38 @@ def _build_rootfs(source: Any, bundle_dir: Path, root_path: str) -> None:
         builders.from_tar(source[1], dest, mode=0o755)     # inside the private bundle directory
 
 
-def _root_path_in_tarball(tarball: Path) -> Any:
-    """config.json's ``root.path`` read from a bundle tarball (without extracting anything)."""
-    try:
-        with tarfile.open(tarball, "r:*") as archive:
-            member = next((m for m in archive if member_parts(m.name) == (CONFIG_NAME,)), None)
-            if member is None:
-                raise BundleError("not a bundle tarball", where=str(tarball),
-                                  why="bundle.md: config.json MUST be at the top of the bundle; the tarball has none",
-                                  hint="pack bundles with Bundle.pack, which puts config.json at the top")
-            if not member.isreg():
-                raise BundleError("refusing tar member 'config.json'", where=str(tarball),
-                                  why="config.json must be a regular file, not a link or device")
+def _root_path_in_tarball(tarball: Path, max_bytes: int, max_entries: int) -> Any:
+    """config.json's ``root.path`` read from a bundle tarball (without extracting anything; the
+    headers read on the way count against the limits)."""
+    with open_archive(tarball, BundleError) as archive:
+        member = next((m for m in read_members(archive, tarball, BundleError, max_bytes, max_entries)
+                       if member_parts(m.name) == (CONFIG_NAME,)), None)
+        if member is None:
+            raise BundleError("not a bundle tarball", where=str(tarball),
+                              why="bundle.md: config.json MUST be at the top of the bundle; the tarball has none",
+                              hint="pack bundles with Bundle.pack, which puts config.json at the top")
+        if not member.isreg() or member.sparse is not None:
+            raise BundleError("refusing tar member 'config.json'", where=str(tarball),
+                              why="config.json must be a regular file, not a link or device")
+        if member.size > MAX_CONFIG_BYTES:
+            raise BundleError("refusing tar member 'config.json'", where=str(tarball),
+                              why=f"it holds {member.size} bytes, more than {MAX_CONFIG_BYTES} "
+                                  "(MAX_CONFIG_BYTES); a config is a few kilobytes",
+                              hint="the archive is unsafe or damaged; rebuild it from a trusted source")
+        try:
             data = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise BundleError("not a readable tar archive", where=str(tarball), why=str(e)) from e
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise BundleError("corrupt tar archive", where=str(tarball), why=str(e)) from e
+    return _root_path_of(data)
+
+
+def _root_path_of(data: bytes) -> Any:
+    """``root.path`` of a config.json's bytes; ``None`` when it has none or is not JSON (the bundle
+    is unpacked anyway and ``validate()`` reports it)."""
     try:
         config = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None                     # extracted anyway; validate() reports the broken JSON
+        return None
     root = config.get("root") if isinstance(config, dict) else None
     return root.get("path") if isinstance(root, dict) else None
 
@@ -467,13 +492,11 @@ def _verify_unpacked_root(bundle_fd: int, tarball: Path, expected: Any) -> None:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise BundleError("refusing the bundle's config.json", where=where,
                               why="after unpacking it is not a regular file")
-        data = f.read()
-    try:
-        config = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        config = None
-    root = config.get("root") if isinstance(config, dict) else None
-    root_path = root.get("path") if isinstance(root, dict) else None
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise BundleError("refusing the bundle's config.json", where=where,
+                          why=f"the one unpacked last holds more than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES)")
+    root_path = _root_path_of(data)
     if root_path != expected:
         raise BundleError("refusing the bundle's config.json", where=where,
                           why=f"the archive holds more than one config.json: the first names root.path "

@@ -46,8 +46,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyoci_nb.errors import PyociError, RootfsError
-from pyoci_nb.rootfs.tree import (DIR_FLAGS, EscapesRoot, fresh_directory, is_root, open_own_directory,
-                                  resolve_in_root)
+from pyoci_nb.rootfs.tree import DIR_FLAGS, EscapesRoot, fresh_directory, is_root, open_own_directory, resolve_in_root
 
 _REGULAR_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE)
 _DEVICE_TYPES = (tarfile.CHRTYPE, tarfile.BLKTYPE)
@@ -127,16 +126,8 @@ def safe_extract(tarball: str | os.PathLike, dest: str | os.PathLike, *,
     tarball = Path(tarball)
     if not tarball.is_file():
         raise error("tarball not found", where=str(tarball), hint="check the path")
-    for name, value in (("max_bytes", max_bytes), ("max_entries", max_entries)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise error(f"invalid limit {name}={value!r}", where=name, why="limits are whole numbers >= 0",
-                        hint=f"pass {name} as a number of {'bytes' if name == 'max_bytes' else 'members'}")
-    try:
-        archive = tarfile.open(tarball, "r:*", tarinfo=_BoundedTarInfo)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise error("not a readable tar archive", where=str(tarball), why=str(e)) from e
-    with archive:
-        plan = _check(_members(archive, tarball, error, max_bytes, max_entries), tarball, error,
+    with open_archive(tarball, error) as archive:
+        plan = _check(read_members(archive, tarball, error, max_bytes, max_entries), tarball, error,
                       absolute_links_under)
         with fresh_directory(dest, error) as root:
             root_fd = open_own_directory(root, error, mode)
@@ -149,9 +140,24 @@ def safe_extract(tarball: str | os.PathLike, dest: str | os.PathLike, *,
     return root
 
 
-def _members(archive: tarfile.TarFile, tarball: Path, error, max_bytes: int, max_entries: int):
-    """The archive's members, read header by header; stops with an error naming the limit as soon
-    as one is passed (a bomb is never decompressed beyond the header that gives it away)."""
+def open_archive(tarball: Path, error: type[PyociError] = RootfsError) -> tarfile.TarFile:
+    """``tarball`` opened for reading (any compression), refusing extended headers larger than
+    ``MAX_HEADER_BYTES``; ``error`` when it is not a tar archive."""
+    try:
+        return tarfile.open(tarball, "r:*", tarinfo=_BoundedTarInfo)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise error("not a readable tar archive", where=str(tarball), why=str(e)) from e
+
+
+def read_members(archive: tarfile.TarFile, tarball: Path, error: type[PyociError] = RootfsError,
+                 max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = DEFAULT_MAX_ENTRIES):
+    """The archive's members, read header by header (a generator); stops with ``error`` naming
+    the limit as soon as one is passed, so a bomb is never decompressed beyond the header that
+    gives it away, and on a damaged archive."""
+    for name, value in (("max_bytes", max_bytes), ("max_entries", max_entries)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise error(f"invalid limit {name}={value!r}", where=name, why="limits are whole numbers >= 0",
+                        hint=f"pass {name} as a number of {'bytes' if name == 'max_bytes' else 'members'}")
     total = 0
     count = 0
     while True:

@@ -114,7 +114,7 @@ def remove_tree(path: str | os.PathLike) -> None:
         function(failed_path)
 
     # make every directory writable first: shutil.rmtree cannot empty a 0o555 directory as non-root
-    for dirpath, dirnames, _files in os.walk(path):
+    for dirpath, _dirnames, _files in os.walk(path):
         with contextlib.suppress(OSError):
             os.chmod(dirpath, 0o700)
     shutil.rmtree(path, onerror=make_writable_and_retry)
