@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from pyoci_nb.errors import BundleError
-from pyoci_nb.rootfs.safetar import member_parts, safe_extract
-from pyoci_nb.rootfs.tree import fresh_directory, resolve_in_root
+from pyoci_nb.rootfs.safetar import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    member_parts,
+    open_archive,
+    read_members,
+    safe_extract,
+)
+from pyoci_nb.rootfs.tree import DIR_FLAGS, MAX_SYMLINKS, fresh_directory, open_own_directory, resolve_in_root
 from pyoci_nb.spec.problems import Problem, ReprMixin, join_path
 
 if TYPE_CHECKING:
@@ -32,6 +40,9 @@ if TYPE_CHECKING:
 #: bundle.md: "This REQUIRED file MUST reside in the root of the bundle directory and MUST be
 #: named config.json."
 CONFIG_NAME = "config.json"
+
+#: The largest config.json ``Bundle.unpack`` reads from a tarball (it is read into memory).
+MAX_CONFIG_BYTES = 16 << 20
 
 #: The container's PATH when ``process.env`` sets none (runc's default, used for ``args[0]``).
 DEFAULT_CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,7 +98,8 @@ class Bundle(ReprMixin):
         ``"busybox"`` (``rootfs.busybox``), ``"host"`` (``rootfs.from_host`` with its default
         programs: sh, bash, coreutils basics, python3), a list of host programs
         (``["sh", "python3"]``), the path of an existing directory (copied faithfully), the path of
-        a tarball (``rootfs.from_tar``), or ``None`` for an empty directory.
+        a tarball (``rootfs.from_tar``; the bundle directory is then private, 0700, as with
+        ``unpack``), or ``None`` for an empty directory.
         On failure nothing is left in ``path``.
         """
         from pyoci_nb.spec.models import Spec, load_spec
@@ -111,6 +123,9 @@ class Bundle(ReprMixin):
                               why=f"root.path is {root_path!r}; a rootfs is built only at a relative root.path",
                               hint="use a relative root.path such as 'rootfs', or pass rootfs=None")
         with fresh_directory(path, BundleError) as directory:
+            if isinstance(source, tuple) and source[0] == "tarball":
+                # as Bundle.unpack: the image's set-user-ID files and devices out of other users' reach
+                os.close(open_own_directory(directory, BundleError, 0o700))
             if root_path and not root_path.startswith("/"):
                 _build_rootfs(source, directory, root_path)
             spec_obj.save(directory / CONFIG_NAME)
@@ -306,7 +321,8 @@ class Bundle(ReprMixin):
         return tarball
 
     @classmethod
-    def unpack(cls, tarball: str | os.PathLike, dest: str | os.PathLike) -> "Bundle":
+    def unpack(cls, tarball: str | os.PathLike, dest: str | os.PathLike, *,
+               max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = DEFAULT_MAX_ENTRIES) -> "Bundle":
         """Extract a bundle tarball into ``dest`` (a new or empty directory) and return the bundle.
 
         The tarball must have ``config.json`` at its top.  Unsafe members are refused with
@@ -314,13 +330,35 @@ class Bundle(ReprMixin):
         ``dest``, writing through links, device nodes without root; see
         ``pyoci_nb.rootfs.safetar``) and nothing is left behind.  Symbolic links with absolute
         targets are accepted only inside the root filesystem named by config.json's relative
-        ``root.path``, where they name paths of the container."""
-        root_path = _root_path_in_tarball(Path(tarball))
+        ``root.path``, where they name paths of the container.
+
+        As umoci does, the bundle directory is private (0700, owned by the caller, whatever the
+        archive's ``.`` entry says): other host users cannot reach set-user-ID programs or device
+        nodes of the root filesystem, which keeps the image's own modes and owners inside.
+        ``root.path`` must name a directory inside the bundle: an absolute path, a path climbing
+        out with ``..`` or through a symbolic link that leads out is refused.  ``max_bytes``
+        (file data, default 4 GiB) and ``max_entries`` (members, default 500000) stop
+        decompression bombs; raise them for larger trusted bundles."""
+        tarball = Path(tarball)
+        if not tarball.is_file():
+            raise BundleError("tarball not found", where=str(tarball), hint="check the path")
+        root_path = _root_path_in_tarball(tarball, max_bytes, max_entries)
         prefix = None
-        if isinstance(root_path, str) and root_path and not root_path.startswith("/"):
+        if isinstance(root_path, str) and root_path:
+            why = _root_path_leaves(root_path)
+            if why:
+                raise BundleError("refusing the bundle's root.path", where=f"{tarball}: config.json root.path",
+                                  why=f"root.path {root_path!r} {why}; an unpacked bundle's root filesystem "
+                                      "must be inside the bundle",
+                                  hint='the archive is unsafe or wrong; root.path should be relative, e.g. "rootfs"')
             parts = member_parts(root_path)
             prefix = "/".join(parts) if parts else None
-        safe_extract(tarball, dest, error=BundleError, absolute_links_under=prefix)
+
+        def verify(bundle_fd: int, directory: Path) -> None:
+            _verify_unpacked_root(bundle_fd, tarball, root_path)
+
+        safe_extract(tarball, dest, error=BundleError, absolute_links_under=prefix, mode=0o700,
+                     max_bytes=max_bytes, max_entries=max_entries, verify=verify)
         return cls(dest)
 
     # ------------------------------------------------------------------ python protocols
@@ -389,27 +427,129 @@ def _build_rootfs(source: Any, bundle_dir: Path, root_path: str) -> None:
     elif source[0] == "directory":
         copy_tree(source[1], dest)
     else:
-        builders.from_tar(source[1], dest)
+        builders.from_tar(source[1], dest, mode=0o755)     # inside the private bundle directory
 
 
-def _root_path_in_tarball(tarball: Path) -> Any:
-    """config.json's ``root.path`` read from a bundle tarball (without extracting anything)."""
-    try:
-        with tarfile.open(tarball, "r:*") as archive:
-            member = next((m for m in archive if member_parts(m.name) == (CONFIG_NAME,)), None)
-            if member is None:
-                raise BundleError("not a bundle tarball", where=str(tarball),
-                                  why="bundle.md: config.json MUST be at the top of the bundle; the tarball has none",
-                                  hint="pack bundles with Bundle.pack, which puts config.json at the top")
-            if not member.isreg():
-                raise BundleError("refusing tar member 'config.json'", where=str(tarball),
-                                  why="config.json must be a regular file, not a link or device")
+def _root_path_in_tarball(tarball: Path, max_bytes: int, max_entries: int) -> Any:
+    """config.json's ``root.path`` read from a bundle tarball (without extracting anything; the
+    headers read on the way count against the limits)."""
+    with open_archive(tarball, BundleError) as archive:
+        member = next((m for m in read_members(archive, tarball, BundleError, max_bytes, max_entries)
+                       if member_parts(m.name) == (CONFIG_NAME,)), None)
+        if member is None:
+            raise BundleError("not a bundle tarball", where=str(tarball),
+                              why="bundle.md: config.json MUST be at the top of the bundle; the tarball has none",
+                              hint="pack bundles with Bundle.pack, which puts config.json at the top")
+        if not member.isreg() or member.sparse is not None:
+            raise BundleError("refusing tar member 'config.json'", where=str(tarball),
+                              why="config.json must be a regular file, not a link or device")
+        if member.size > MAX_CONFIG_BYTES:
+            raise BundleError("refusing tar member 'config.json'", where=str(tarball),
+                              why=f"it holds {member.size} bytes, more than {MAX_CONFIG_BYTES} "
+                                  "(MAX_CONFIG_BYTES); a config is a few kilobytes",
+                              hint="the archive is unsafe or damaged; rebuild it from a trusted source")
+        try:
             data = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise BundleError("not a readable tar archive", where=str(tarball), why=str(e)) from e
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise BundleError("corrupt tar archive", where=str(tarball), why=str(e)) from e
+    return _root_path_of(data)
+
+
+def _root_path_of(data: bytes) -> Any:
+    """``root.path`` of a config.json's bytes; ``None`` when it has none or is not JSON (the bundle
+    is unpacked anyway and ``validate()`` reports it)."""
     try:
         config = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None                     # extracted anyway; validate() reports the broken JSON
+        return None
     root = config.get("root") if isinstance(config, dict) else None
     return root.get("path") if isinstance(root, dict) else None
+
+
+def _root_path_leaves(root_path: str) -> str | None:
+    """Why a bundle tarball's ``root.path`` names a place outside the bundle, judged on the text
+    (``None`` when it does not)."""
+    if root_path.startswith("/"):
+        return "is absolute: it names a directory of the host, not of the bundle"
+    normal = os.path.normpath(root_path)
+    if normal == ".." or normal.startswith("../"):
+        return "climbs out of the bundle with '..'"
+    return None
+
+
+def _verify_unpacked_root(bundle_fd: int, tarball: Path, expected: Any) -> None:
+    """After extraction: the config.json on disk says what the one read before did (an archive
+    may hold several, the last one wins), and its ``root.path`` resolves inside the bundle when
+    symbolic links are followed the way the runtime will follow them, from the host."""
+    where = f"{tarball}: config.json"
+    try:
+        fd = os.open(CONFIG_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=bundle_fd)
+    except OSError as e:
+        raise BundleError("refusing the bundle's config.json", where=where,
+                          why=f"after unpacking it is not a regular file ({e.strerror})",
+                          hint="the archive is unsafe or damaged; rebuild it from a trusted source") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise BundleError("refusing the bundle's config.json", where=where,
+                              why="after unpacking it is not a regular file")
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise BundleError("refusing the bundle's config.json", where=where,
+                          why=f"the one unpacked last holds more than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES)")
+    root_path = _root_path_of(data)
+    if root_path != expected:
+        raise BundleError("refusing the bundle's config.json", where=where,
+                          why=f"the archive holds more than one config.json: the first names root.path "
+                              f"{expected!r}, the one unpacked last {root_path!r}",
+                          hint="the archive is unsafe or damaged; a bundle tarball holds one config.json")
+    if not isinstance(root_path, str) or not root_path:
+        return                      # validate() reports the broken config
+    why = _escape_through_links(bundle_fd, root_path)
+    if why:
+        raise BundleError("refusing the bundle's root.path", where=f"{where} root.path",
+                          why=f"root.path {root_path!r} {why}; an unpacked bundle's root filesystem must be "
+                              "inside the bundle",
+                          hint="the archive is unsafe; root.path should name a directory of the bundle")
+
+
+def _escape_through_links(bundle_fd: int, root_path: str) -> str | None:
+    """Walk ``root_path`` from the bundle's descriptor as the kernel will (symbolic links followed,
+    ``..`` to the physical parent), one ``O_NOFOLLOW`` component at a time; say why it leaves
+    the bundle, or ``None`` when it stays inside (or names nothing yet)."""
+    pending = [p for p in root_path.split("/") if p not in ("", ".")]
+    pending.reverse()
+    walked: list[str] = []
+    stack = [os.dup(bundle_fd)]
+    links = 0
+    try:
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if len(stack) == 1:
+                    return "climbs out of the bundle" + (f" below {'/'.join(walked)!r}" if walked else "")
+                os.close(stack.pop())
+                walked.pop()
+                continue
+            try:
+                st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
+            except FileNotFoundError:
+                return None          # nothing there: the runtime will say so (validate() too)
+            here = "/".join([*walked, part])
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    return f"goes through more than {MAX_SYMLINKS} symbolic links"
+                target = os.readlink(part, dir_fd=stack[-1])
+                if target.startswith("/"):
+                    return (f"goes through {here!r}, a symbolic link to the absolute path {target!r}, "
+                            "which the runtime would follow on the host")
+                pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                return None          # not a directory: validate() reports it
+            stack.append(os.open(part, DIR_FLAGS, dir_fd=stack[-1]))
+            walked.append(part)
+        return None
+    finally:
+        for fd in stack:
+            os.close(fd)

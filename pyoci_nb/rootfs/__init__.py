@@ -7,7 +7,8 @@ filesystem, a directory, relative to the bundle or absolute.  These builders mak
 * ``from_host(dest, programs)`` -- host programs (``sh``, ``bash``, ``python3`` ...) with their ELF
   interpreter, shared libraries and, for Python, the standard library;
 * ``from_tar(tarball, dest)`` -- unpack a root filesystem tarball, refusing unsafe members
-  (absolute paths, ``..``, links leaving the destination, device nodes without root).
+  (absolute paths, ``..``, links leaving the destination, device nodes without root) and archives
+  over the ``max_bytes``/``max_entries`` limits, into a private directory (0700 by default).
 
 Each builder takes a new or empty directory and removes what it wrote if it fails.
 Standard library only.

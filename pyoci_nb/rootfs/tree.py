@@ -23,6 +23,9 @@ from pyoci_nb.errors import PyociError, RootfsError
 #: Linux's limit on symbolic links followed while resolving one path (ELOOP after that).
 MAX_SYMLINKS = 40
 
+#: Flags to open a directory as a descriptor without following a symbolic link.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 def is_root() -> bool:
     """Whether this process may chown and mknod (effective uid 0)."""
@@ -67,6 +70,31 @@ def fresh_directory(dest: str | os.PathLike, error: type[PyociError] = RootfsErr
         raise
 
 
+def open_own_directory(path: str | os.PathLike, error: type[PyociError] = RootfsError,
+                       mode: int | None = None) -> int:
+    """A descriptor of the directory ``path`` (opened without following a symbolic link), after
+    checking that it belongs to this process's effective user and, with ``mode``, setting its
+    permissions through the descriptor.  Anything else raises ``error``: a directory of another
+    user could be entered or changed by that user while a tree is built in it."""
+    try:
+        fd = os.open(path, DIR_FLAGS)
+    except OSError as e:
+        raise error("cannot open the destination directory", where=str(path),
+                    why=e.strerror or str(e), hint="it must be a directory, not a symbolic link") from e
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            raise error("destination is owned by someone else", where=str(path),
+                        why=f"it belongs to uid {st.st_uid}, who could reach or replace what is built in it",
+                        hint="remove it and let pyoci_nb create the directory, or choose another path")
+        if mode is not None:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def remove_tree(path: str | os.PathLike) -> None:
     """Remove ``path`` (file, link or directory tree) without following symbolic links, also when
     some directories were left without write permission."""
@@ -86,7 +114,7 @@ def remove_tree(path: str | os.PathLike) -> None:
         function(failed_path)
 
     # make every directory writable first: shutil.rmtree cannot empty a 0o555 directory as non-root
-    for dirpath, dirnames, _files in os.walk(path):
+    for dirpath, _dirnames, _files in os.walk(path):
         with contextlib.suppress(OSError):
             os.chmod(dirpath, 0o700)
     shutil.rmtree(path, onerror=make_writable_and_retry)
