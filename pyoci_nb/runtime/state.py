@@ -61,16 +61,19 @@ def open_root(root: str, create: bool = False) -> int | None:
     to 0700 if it holds nothing but directories, as a state root does; a directory with files
     or links in it (``--root /run`` by mistake) is refused rather than changed."""
     try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        if not create:
-            return None
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except NotADirectoryError:
-        raise ContainerError("the state root is not a directory", where=root,
-                             why="--root names the directory that keeps the containers' state",
-                             hint="pass --root a directory (or a path that does not exist yet)") from None
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not create:
+                return None
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ContainerError("cannot open the state root", where=root,
+                             why=f"{exc.strerror}: --root names the directory that keeps the "
+                                 "containers' state",
+                             hint="pass --root a directory of your own or a path you may create; "
+                                  "an unprivileged user may set XDG_RUNTIME_DIR instead") from None
     try:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o077:
@@ -215,7 +218,14 @@ class StateDir:
                 raise ContainerExists("container already exists", where=f"container {self.id!r}",
                                       why=f"{self.path} is in use",
                                       hint="choose another id or delete the old container") from None
-            self._lock(self._open(root_fd))
+            try:
+                self._lock(self._open(root_fd))
+            except BaseException:  # nothing left behind
+                try:
+                    os.rmdir(self.id, dir_fd=root_fd)
+                except OSError:
+                    pass
+                raise
         finally:
             os.close(root_fd)
 

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from oci_harness import Box, Runtime
 
 _ROOTLESS_CONFTEST = Path(__file__).resolve().parent.parent / "rootless" / "conftest.py"
@@ -100,7 +99,7 @@ def plant_as_nobody(script: str, *argv) -> None:
     """Run a Python script as ``nobody``: the other local user who plants things."""
     proc = subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i", f"PATH={rootless.PATH}",
                            rootless.SYSTEM_PYTHON, "-c", script, *map(str, argv)],
-                          capture_output=True, text=True, timeout=60, cwd="/")
+                          capture_output=True, text=True, timeout=60, cwd="/", check=False)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -184,6 +183,22 @@ def test_other_user_cannot_open_exec_fifo(runtime, busybox_bundle, container_id,
         rt("delete", "--force", container_id)
 
 
+@pytest.mark.pyoci_only  # runc 1.1.5 uses such a root as it is
+def test_open_root_with_other_files_is_refused_not_changed(runtime, shared_dir):
+    """A root others may enter that holds files (``--root /run`` by mistake) is not a state
+    root pyoci may tighten: commands refuse it, saying what to do, and leave its mode alone."""
+    root = shared_dir / "state"
+    root.mkdir()
+    root.chmod(0o755)
+    (root / "utmp").write_text("not a container\n")
+    rt = Runtime(runtime.command, root)
+    for command in (["list"], ["state", "x"], ["delete", "--force", "x"]):
+        proc = rt(*command)
+        assert proc.returncode != 0
+        assert "open to other users" in proc.stderr and "chmod 700" in proc.stderr, proc.stderr
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o755
+
+
 _WRITE_ZERO = """
 import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY)  # the attacker's own FIFO: start opened it
@@ -230,15 +245,16 @@ def test_state_root_planted_by_another_user_is_refused(runtime, user_session, sh
     uid = user_session.user.uid
     marker = user_session.work / "hook-ran"
     if where == "tmp-default":
-        root, xdg = Path(f"/tmp/pyoci-{uid}"), False
-        if root.exists() or root.is_symlink():  # left by an earlier user with this uid
-            shutil.rmtree(root) if root.is_dir() and not root.is_symlink() else root.unlink()
-        env = {}
-    else:
+        root, env = Path(f"/tmp/pyoci-{uid}"), {}
+        if root.is_symlink() or root.is_file():  # left by an earlier user with this uid
+            root.unlink()
+        elif root.exists():
+            shutil.rmtree(root)
+    else:  # XDG_RUNTIME_DIR set to a directory others may write (a sticky one, like /tmp)
         shared = shared_dir / "run"
         shared.mkdir()
         shared.chmod(0o1777)
-        root, xdg, env = shared / "pyoci", True, {"XDG_RUNTIME_DIR": str(shared)}
+        root, env = shared / "pyoci", {"XDG_RUNTIME_DIR": str(shared)}
     try:
         plant_as_nobody(_PLANT_STATE, root, "planted", json.dumps(planted_record("planted", marker)))
         argv = user_runtime_argv(runtime, user_session)
