@@ -47,7 +47,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def default_root() -> str:
     """runc's default state root: ``/run/pyoci`` for root, else ``$XDG_RUNTIME_DIR/pyoci``,
-    else a per-user directory under /tmp."""
+    else a per-user directory under /tmp.  Whichever root is used (this one, ``--root`` or
+    the Python API's ``root=``), ``runtime.state.open_root`` refuses it unless it belongs to
+    the caller and others cannot write it (another user may pre-create ``/tmp/pyoci-UID``)."""
     if os.geteuid() == 0:
         return "/run/pyoci"
     xdg = os.environ.get("XDG_RUNTIME_DIR")

@@ -58,17 +58,15 @@ def kill_command(args) -> int:
 
 def delete_command(args) -> int:
     """``delete --force`` of an unknown id succeeds (engines rely on it, as with runc)."""
+    from pyoci_nb.runtime.state import BadState, StateDir
+
     try:
         Container.load(args.container_id, args.root).delete(force=args.force)
-    except ContainerNotFound:
+    except (ContainerNotFound, BadState):
         if args.force:
-            from pyoci_nb.runtime.state import StateDir
-
-            stale = StateDir(args.root, args.container_id)
-            if os.path.isdir(stale.path):  # a runtime killed before it wrote state.json
-                with stale.lock():
-                    if not stale.exists():
-                        stale.remove()
+            # a runtime killed before it wrote state.json, a corrupt state.json, or a link or
+            # file planted at <root>/<id>: the entry goes (never what a link points to)
+            StateDir(args.root, args.container_id).remove_stale()
             return 0
         raise
     return 0

@@ -485,7 +485,7 @@ class Container(ReprMixin):
             cgroup.create()
             record["cgroup"] = cgroup.to_state()
             state_dir.write(record)
-            fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
+            fifo_fd = state_dir.open_fifo(os.O_PATH)
             fds_to_close.append(fifo_fd)
             console_fd, parent, child = _channels(console_socket, console_fd, closers)
             ctx = InitContext(config=config, bundle=bundle, rootfs=facts["rootfs"],
@@ -493,7 +493,7 @@ class Container(ReprMixin):
                               no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                               preserve_fds=preserve_fds, fifo_fd=fifo_fd, console_fd=console_fd,
                               container_id=self.id, stdio=stdio,
-                              close_fds=[state_dir.lock_fd],
+                              close_fds=[state_dir.lock_fd, state_dir.dir_fd],
                               cgroups=mounts.CgroupView(cgroup.directories(),
                                                         _cgroup_hierarchies(config, facts)))
             if direct:
@@ -558,7 +558,7 @@ class Container(ReprMixin):
                     parent.send({"type": "seccomp-listener-done"})
                 elif kind == "ready":
                     if start:  # a reader on the FIFO: init goes on to execve at once
-                        fifo_reader = os.open(state_dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                        fifo_reader = state_dir.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
                         fds_to_close.append(fifo_reader)
                     break
                 elif kind == "error":
@@ -645,7 +645,7 @@ class Container(ReprMixin):
         open returns, it writes one byte and goes on to execve, which closes its end.  Fails
         if init dies instead."""
         if fd is None:
-            fd = os.open(self._dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = self._dir.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
         try:
             import select
 
@@ -678,7 +678,7 @@ class Container(ReprMixin):
                                  why=report[1:].decode(errors="replace"))
         finally:
             os.close(fd)
-        os.unlink(self._dir.fifo_path)
+        self._dir.remove_fifo()
 
     # --- kill, wait --------------------------------------------------------------------------
     def kill(self, signal: int | str = "SIGTERM", all: bool = False) -> None:
