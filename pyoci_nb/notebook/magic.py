@@ -696,11 +696,15 @@ class MagicSession:
                 raise ContainerError("the container runtime was not found", where=program,
                                      why=f"{RUNTIME_ENV} or the default (python -m pyoci_nb) names it",
                                      hint=f"set {RUNTIME_ENV} to a runc-compatible runtime, e.g. /usr/sbin/runc")
-            self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+            # the base must be ours and closed to others (as a state root): another user could
+            # otherwise pre-create it and swap our session directory for a link
+            from pyoci_nb.runtime.state import open_root
+
+            os.close(open_root(str(self.base_dir), create=True))
             self.dir = Path(tempfile.mkdtemp(prefix=f"kernel-{os.getpid()}-", dir=self.base_dir))
             # container ids carry the session's token: cgroup paths (<runtime>/<id>) are host-wide
             self.token = self.dir.name.rsplit("-", 1)[-1]
-            (self.dir / "state").mkdir(mode=0o711)
+            (self.dir / "state").mkdir(mode=0o700)
             (self.dir / "bundles").mkdir()
             (self.dir / "pids").mkdir()
             self._start_watchdog()

@@ -244,9 +244,15 @@ def _tell(channel, kind: str) -> None:
 
 
 def _write_file_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    """Write ``path`` (a pid file) as a whole: a new temporary file beside it, never an existing
+    one nor through a link (``O_EXCL|O_NOFOLLOW``: the directory may be shared), then renamed
+    over ``path`` (rename replaces the name, it does not follow a link planted there)."""
+    tmp = f"{path}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
     os.rename(tmp, path)
 
 
