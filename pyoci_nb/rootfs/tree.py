@@ -4,7 +4,8 @@
   removes everything the builder wrote when it fails, so a failed build leaves nothing behind.
 * ``resolve_in_root(root, path)`` -- resolve a path the way the container will see it: symbolic
   links are followed *inside* ``root`` (an absolute link target starts again at ``root``, ``..``
-  stops at ``root``), like runc's securejoin.  Used to look at a rootfs from the host safely.
+  stops at ``root``), like runc's securejoin.  Used to look at a rootfs from the host safely;
+  the resolver is the runtime's (``pyoci_nb.runtime.inroot``): one for the whole project.
 * ``copy_tree(src, dst)`` -- a faithful copy of a root filesystem: modes, owners (as root),
   timestamps, symbolic links, hard links, device nodes and FIFOs.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -19,9 +21,11 @@ from pathlib import Path
 from typing import Iterator
 
 from pyoci_nb.errors import PyociError, RootfsError
+from pyoci_nb.runtime import inroot
+from pyoci_nb.runtime.inroot import MAX_SYMLINKS, EscapesRoot
 
-#: Linux's limit on symbolic links followed while resolving one path (ELOOP after that).
-MAX_SYMLINKS = 40
+__all__ = ["MAX_SYMLINKS", "EscapesRoot", "copy_tree", "fresh_directory", "is_root", "remove_tree",
+           "resolve_in_root"]
 
 #: Flags to open a directory as a descriptor without following a symbolic link.
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -120,53 +124,25 @@ def remove_tree(path: str | os.PathLike) -> None:
     shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
-class EscapesRoot(Exception):
-    """Raised by ``resolve_in_root(..., confine=False)`` when a path climbs above the root."""
-
-
 def resolve_in_root(root: str | os.PathLike, path: str, *, confine: bool = True) -> Path:
-    """The host path of ``path`` as seen from inside ``root``.
-
-    Components are resolved one by one; a symbolic link is read and followed *within* ``root``:
-    an absolute target starts again at ``root``.  With ``confine=True`` (the container's view)
+    """The host path of ``path`` as seen from inside ``root``, resolved by the runtime's
+    resolver (``pyoci_nb.runtime.inroot``, the one the container's init uses) through file
+    descriptors: components one by one, each symbolic link read and followed *within* ``root``
+    (an absolute target starts again at ``root``).  With ``confine=True`` (the container's view)
     ``..`` at ``root`` stays at ``root``, as it does after chroot/pivot_root.  With
     ``confine=False`` (the view of a program on the host following the links) climbing above
     ``root`` raises ``EscapesRoot`` instead, and an absolute link target ends the walk (its
-    meaning is in-root; the host view is not checked further).  A missing component ends the walk:
-    the rest is appended unresolved.  More than ``MAX_SYMLINKS`` links raise ``RootfsError``.
-    """
+    meaning is in-root; the host view is not checked further).  Below a missing component the
+    rest is appended (with ``..`` applied).  More than ``MAX_SYMLINKS`` links raise
+    ``RootfsError``."""
     root_text = os.path.abspath(root)
-    pending = [p for p in path.split("/") if p not in ("", ".")]
-    pending.reverse()
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            elif not confine:
-                raise EscapesRoot(path)
-            continue
-        candidate = os.path.join(root_text, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except OSError:
-            return Path(candidate, *reversed(pending))
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > MAX_SYMLINKS:
-            raise RootfsError("too many levels of symbolic links", where=os.path.join(root_text, path.lstrip("/")),
-                              why=f"more than {MAX_SYMLINKS} links while resolving inside {root_text}")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            if not confine:
-                return Path(root_text, *resolved)
-            resolved = []
-        pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
-    return Path(root_text, *resolved)
+    try:
+        return Path(inroot.resolve_in_root(root_text, path, confine=confine))
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise RootfsError("too many levels of symbolic links", where=os.path.join(root_text, path.lstrip("/")),
+                          why=f"more than {MAX_SYMLINKS} links while resolving inside {root_text}") from None
 
 
 def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:

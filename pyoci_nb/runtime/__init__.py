@@ -7,6 +7,7 @@ Data path, top to bottom:
 * ``init.py``       what runs inside the new namespaces before the user process is exec'd
 * ``namespaces.py`` unshare/setns and id mappings
 * ``mounts.py``     rootfs propagation, mounts, /dev, pivot_root, masked and read-only paths
+* ``inroot.py``     paths inside a root resolved through file descriptors (the one resolver)
 * ``process.py``    user, rlimits, capabilities, no_new_privs, console, exec
 * ``hooks.py``      OCI hooks
 * ``cgroups/``      cgroup v1 and v2 drivers

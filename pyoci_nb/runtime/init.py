@@ -231,10 +231,6 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
 _CREATE_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer")
 
 
-def _sysctl_path(key: str) -> str:
-    return "/proc/sys/" + key.replace(".", "/")
-
-
 def init_main(ctx: InitContext, channel: Channel) -> None:
     """The container's init: everything up to execve (see the module docstring)."""
     ready = False
@@ -274,7 +270,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         if proc.get("terminal"):
             with Step("setting up the terminal"):
                 master, pty_slave, slave_name = _open_console(proc)
-                mounts.bind_console("/", slave_name)
+                mounts.bind_console(pty_slave)
                 from pyoci_nb.runtime import console
 
                 console.send_fd(ctx.console_fd, master, slave_name)
@@ -283,8 +279,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         for key, value in (linux.get("sysctl") or {}).items():
             # before readonlyPaths makes /proc/sys read-only
             with Step(f"writing sysctl {key}={value}"):
-                with open(_sysctl_path(key), "w") as f:
-                    f.write(str(value))
+                mounts.write_sysctl(key, value)
         mounts.finish_rootfs(config)
         if ctx.new_namespaces & sc.CLONE_NEWNET:
             with Step("bringing up the loopback interface of the new network namespace"):

@@ -3,8 +3,15 @@ masked and read-only paths (config.md "Root", "Mounts"; config-linux.md "Devices
 "Default Devices", "Masked Paths", "Readonly Paths", "Rootfs Mount Propagation").
 
 Runs inside the container's new mount namespace (in init, before the user process).  Every
-destination is resolved *inside* the rootfs, following symlinks as the container would see
-them (``resolve_in_root``): a symlink in the rootfs can never send a mount outside it.
+destination is resolved *inside* the rootfs through file descriptors (``inroot``): symlinks
+are followed as the container would see them, missing targets are made relative to their
+parent's fd, and a mount goes onto the O_PATH fd of its target (``/proc/self/fd/N`` of the
+host's /proc before pivot_root; open_tree/move_mount after it, when /proc is the
+container's), then is checked to have landed there.  A path string is never checked and then
+used: a directory swapped for a symlink meanwhile (CVE-2021-30465) cannot send a mount
+outside the rootfs.  What masking binds is the null device (checked on its fd: CVE-2025-31133),
+/dev/console gets the pty init opened (CVE-2025-52565), and sysctls are written to files
+checked to be the container's procfs (CVE-2025-52881).
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import errno
 import os
 import stat
 
-from pyoci_nb.errors import ConfigError
+from pyoci_nb.errors import ConfigError, SetupError
+from pyoci_nb.runtime import inroot
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.syscalls import Step
 
@@ -111,69 +119,109 @@ class MountOptions:
 def resolve_in_root(root: str, path: str) -> str:
     """The host path of ``path`` as seen inside ``root``: every symlink is followed relative to
     ``root`` (an absolute link target restarts at ``root``, ``..`` stops at ``root``), so the
-    result is always below ``root``.  Missing components are kept as they are."""
-    return _resolve(root, path)[0]
+    result is always below ``root``.  Missing components are kept as they are.  (A string, to
+    look at; init itself resolves through file descriptors: ``inroot.open_in_root``.)"""
+    return inroot.resolve_in_root(os.path.realpath(root), path)
 
 
-def _resolve(root: str, path: str) -> tuple[str, bool, bool]:
-    """``resolve_in_root``, whether the result exists and whether its parent does (saving
-    each caller the lstat calls the resolution made already)."""
-    root = _real_root(root)
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    missing_at = None  # len(resolved) where the first missing component went
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            if missing_at is not None and len(resolved) <= missing_at:
-                missing_at = None
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if missing_at is not None:  # below a missing component nothing exists (nor a link)
-            resolved.append(part)
-            continue
+class Rootfs:
+    """The container's root while init sets it up: an O_PATH fd of it and its path as init
+    sees it.  Before pivot_root it is the bundle's rootfs, opened after the rootfs bind (so
+    that mounts land on that mount); after pivot_root it is "/"."""
+
+    def __init__(self, path: str):
+        self.path = os.path.realpath(path)
+        self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        """Close the fd."""
+        os.close(self.fd)
+
+    def __enter__(self) -> "Rootfs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _escaped(what: str, location: str, root: str) -> SetupError:
+    return SetupError(what, where=location,
+                      why=f"it resolved (or was moved) outside the container's root filesystem {root}: "
+                          "a directory of it was replaced by a symbolic link or moved while the runtime "
+                          "worked (CVE-2021-30465)",
+                      hint="make sure nothing else changes the root filesystem or the volumes under it "
+                           "while the container is created")
+
+
+class Target:
+    """A mount point inside the rootfs, held by an O_PATH file descriptor from the moment it
+    is resolved (and created, if missing) to the moment the mount is checked.
+
+    ``path`` (``/proc/self/fd/N``, the host's /proc: init has not pivoted yet) is what
+    mount(2) gets as the target: the kernel mounts on exactly the file the fd refers to.
+    ``landed()`` checks that the file is still where it was resolved; ``mounted()`` opens the
+    new mount's root for the calls that act on it (remount, propagation, mount_setattr)."""
+
+    def __init__(self, root: Rootfs, destination: str, like_dir: bool):
+        self.root = root
+        self.destination = destination
+        self.top = -1
+        with inroot.open_in_root(root.fd, destination) as resolved:
+            if resolved.missing:
+                resolved.create(like_dir)
+            self.fd = resolved.detach()
         try:
-            st = os.lstat(candidate)
-        except OSError:
-            missing_at = len(resolved)
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 255:
-                raise OSError(40, "too many levels of symbolic links", os.path.join("/", *resolved, part))
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        resolved.append(part)
-    return (os.path.join(root, *resolved), missing_at is None,
-            missing_at is None or missing_at == len(resolved) - 1)
+            if stat.S_ISLNK(os.fstat(self.fd).st_mode):
+                raise OSError(40, "the mount target is a symbolic link", destination)
+            self.location = inroot.fd_location(self.fd)
+            if not inroot.is_inside(self.location, root.path):
+                raise _escaped(f"refusing to mount on {destination!r}", self.location, root.path)
+        except BaseException:
+            os.close(self.fd)
+            raise
 
+    @property
+    def path(self) -> str:
+        """The target as mount(2) takes it: the magic link to the fd."""
+        return f"/proc/self/fd/{self.fd}"
 
-_REAL_ROOTS: dict[str, str] = {}
+    def landed(self) -> None:
+        """After mounting on ``path``: the target is still where it was resolved."""
+        now = inroot.fd_location(self.fd)
+        if now != self.location:
+            raise _escaped(f"the mount on {self.destination!r} did not land there", now, self.root.path)
 
+    def mounted(self) -> str:
+        """The root of the mount just made on the target, as a ``/proc/self/fd/M`` path,
+        after checking that the destination now resolves to a new mount at the same place."""
+        if self.top < 0:
+            self.landed()
+            with inroot.open_in_root(self.root.fd, self.destination) as resolved:
+                top = resolved.detach()
+                missing = resolved.missing
+            try:
+                if missing or sc.mount_id(top) == sc.mount_id(self.fd) \
+                        or inroot.fd_location(top) != self.location:
+                    raise _escaped(f"the mount on {self.destination!r} is not where it was made",
+                                   inroot.fd_location(top), self.root.path)
+            except BaseException:
+                os.close(top)
+                raise
+            self.top = top
+        return f"/proc/self/fd/{self.top}"
 
-def _real_root(root: str) -> str:
-    """``os.path.realpath(root)``, once per root (init resolves dozens of paths in one rootfs)."""
-    real = _REAL_ROOTS.get(root)
-    if real is None:
-        real = _REAL_ROOTS[root] = os.path.realpath(root)
-    return real
+    def close(self) -> None:
+        """Close the fds."""
+        for fd in (self.fd, self.top):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.top = -1
 
+    def __enter__(self) -> "Target":
+        return self
 
-def _make_target(target: str, like_dir: bool, exists: bool) -> None:
-    """Create the mount point ``target`` (resolved inside the rootfs) unless it ``exists``."""
-    if exists:
-        return
-    parent = os.path.dirname(target)
-    os.makedirs(parent if not like_dir else target, 0o755, exist_ok=True)
-    if not like_dir:
-        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644))
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _kept_flags(path: str) -> int:
@@ -227,15 +275,17 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
             _make_parent_mount_private(rootfs)
     with Step(f"bind-mounting rootfs {rootfs!r}"):
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    dev_is_bound = False
-    for i, m in enumerate(config.get("mounts") or []):
-        if m.get("destination") == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
-            dev_is_bound = True
-        mount_one(m, i, rootfs, bundle, in_userns, cgroupns, cgroups)
-    if not dev_is_bound:
-        create_devices(rootfs, linux.get("devices") or [], in_userns)
-    elif linux.get("devices"):
-        create_devices(rootfs, linux["devices"], in_userns, defaults=False)
+        root = Rootfs(rootfs)  # the bind: what everything below is mounted on
+    with root:
+        dev_is_bound = False
+        for i, m in enumerate(config.get("mounts") or []):
+            if m.get("destination") == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
+                dev_is_bound = True
+            mount_one(m, i, root, bundle, in_userns, cgroupns, cgroups)
+        if not dev_is_bound:
+            create_devices(root, linux.get("devices") or [], in_userns)
+        elif linux.get("devices"):
+            create_devices(root, linux["devices"], in_userns, defaults=False)
 
 
 def _make_parent_mount_private(rootfs: str) -> None:
@@ -252,9 +302,10 @@ def _make_parent_mount_private(rootfs: str) -> None:
         sc.mount(None, best, None, sc.MS_PRIVATE)
 
 
-def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cgroupns: bool,
+def mount_one(m: dict, index: int, root: Rootfs, bundle: str, in_userns: bool, cgroupns: bool,
               cgroups: CgroupView | None = None) -> None:
-    """One entry of ``mounts``: create the destination inside the rootfs and mount it."""
+    """One entry of ``mounts``: resolve (and create) the destination inside the rootfs through
+    file descriptors and mount onto it."""
     where = f"mounts[{index}]"
     destination = m.get("destination")
     if not destination or not isinstance(destination, str):
@@ -268,35 +319,36 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
         opts.flags |= sc.MS_BIND
         if not os.path.isabs(source):
             source = os.path.join(bundle, source)
-    target, exists, _ = _resolve(rootfs, destination)
     what = f'mounting "{m.get("source") or fstype}" to rootfs at "{destination}"'
     with Step(what):
         if bind:
+            # the source is opened once: what was looked at is what gets bound
             try:
-                source_is_dir = os.path.isdir(source)
-                os.stat(source)
+                source_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
             except OSError as exc:
                 raise OSError(exc.errno, f"stat: {sc.errno_text(exc.errno)}", source) from None
-            _make_target(target, source_is_dir, exists)
-            _bind(source, target, opts)
-        elif fstype == "cgroup":
-            _make_target(target, True, exists)
-            _mount_cgroup(target, opts, in_userns, cgroupns, cgroups or CgroupView())
-        else:
-            _make_target(target, True, exists)
-            if opts.tmpcopyup and fstype == "tmpfs":
+            try:
+                source_is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+                with Target(root, destination, source_is_dir) as target:
+                    _bind(f"/proc/self/fd/{source_fd}", target, opts)
+                    _finish_mount(target, opts)
+            finally:
+                os.close(source_fd)
+            return
+        with Target(root, destination, True) as target:
+            if fstype == "cgroup":
+                _mount_cgroup(target, opts, in_userns, cgroupns, cgroups or CgroupView())
+            elif opts.tmpcopyup and fstype == "tmpfs":
                 _mount_tmpfs_copyup(source, target, opts)
             else:
                 try:
-                    sc.mount(source, target, fstype, opts.flags, ",".join(opts.data) or None)
+                    sc.mount(source, target.path, fstype, opts.flags, ",".join(opts.data) or None)
                 except OSError as exc:
                     if fstype == "sysfs" and in_userns and exc.errno == 1:
                         # sysfs needs a network namespace of one's own: bind the host's /sys (runc does)
                         _bind("/sys", target, MountOptions(["rbind"] + [o for o in m.get("options") or []
                                                                         if o in MOUNT_FLAGS]))
                     elif in_userns and exc.errno == 1:
-                        from pyoci_nb.errors import SetupError
-
                         raise SetupError(
                             f"{what}: mount: EPERM (Operation not permitted)", where=where,
                             why=f"in a user namespace (a rootless container) the kernel mounts only filesystems "
@@ -306,38 +358,47 @@ def mount_one(m: dict, index: int, rootfs: str, bundle: str, in_userns: bool, cg
                                  "as root") from exc
                     else:
                         raise
-        for flag in opts.propagation:
-            sc.mount(None, target, None, flag)
-        if opts.attr_set or opts.attr_clr:
-            sc.mount_setattr(target, opts.attr_set, opts.attr_clr, recursive=True)
+                target.landed()
+            _finish_mount(target, opts)
 
 
-def _bind(source: str, target: str, opts: MountOptions) -> None:
-    sc.mount(source, target, None, opts.flags & (sc.MS_BIND | sc.MS_REC))
+def _finish_mount(target: Target, opts: MountOptions) -> None:
+    """Propagation and recursive attributes of the mount just made on ``target``."""
+    for flag in opts.propagation:
+        sc.mount(None, target.mounted(), None, flag)
+    if opts.attr_set or opts.attr_clr:
+        sc.mount_setattr(target.mounted(), opts.attr_set, opts.attr_clr, recursive=True)
+
+
+def _bind(source: str, target: Target, opts: MountOptions) -> None:
+    sc.mount(source, target.path, None, opts.flags & (sc.MS_BIND | sc.MS_REC))
+    target.landed()
     extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     if extra:
         # a bind mount ignores other flags: they take a remount (keeping locked flags)
-        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | extra | _kept_flags(target))
+        top = target.mounted()
+        sc.mount(None, top, None, sc.MS_REMOUNT | sc.MS_BIND | extra | _kept_flags(top))
 
 
-def _mount_tmpfs_copyup(source: str, target: str, opts: MountOptions) -> None:
+def _mount_tmpfs_copyup(source: str, target: Target, opts: MountOptions) -> None:
     """``tmpcopyup``: a tmpfs that starts with a copy of what was at the destination."""
     import shutil
     import tempfile
 
     stash = tempfile.mkdtemp(prefix="pyoci-copyup-")
     try:
-        sc.mount(target, stash, None, sc.MS_BIND)
+        sc.mount(target.path, stash, None, sc.MS_BIND)
         try:
-            sc.mount(source, target, "tmpfs", opts.flags, ",".join(opts.data) or None)
-            shutil.copytree(stash, target, symlinks=True, dirs_exist_ok=True)
+            sc.mount(source, target.path, "tmpfs", opts.flags, ",".join(opts.data) or None)
+            target.landed()
+            shutil.copytree(stash, target.mounted(), symlinks=True, dirs_exist_ok=True)
         finally:
             sc.umount2(stash, sc.MNT_DETACH)
     finally:
         os.rmdir(stash)
 
 
-def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bool,
+def _mount_cgroup(target: Target, opts: MountOptions, in_userns: bool, cgroupns: bool,
                   cgroups: CgroupView) -> None:
     """``type: cgroup``: cgroup2 on a unified host; on v1/hybrid hosts a tmpfs with one mount per
     hierarchy -- a fresh cgroup mount (the namespace's view) with a cgroup namespace, otherwise a
@@ -349,7 +410,8 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
     if any(h[3] == "/sys/fs/cgroup" and h[1] == "cgroup2" for h in hierarchies):
         if cgroupns:
             try:
-                sc.mount("cgroup", target, "cgroup2", flags, None)
+                sc.mount("cgroup", target.path, "cgroup2", flags, None)
+                target.landed()
                 return
             except OSError:
                 if not in_userns:
@@ -358,13 +420,14 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
             "/sys/fs/cgroup" + _own_cgroup_paths().get("", "/").rstrip("/")
         _bind(own, target, MountOptions(["rbind"] + _flag_names(flags)))
         return
-    sc.mount("tmpfs", target, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
+    sc.mount("tmpfs", target.path, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
+    top = target.mounted()  # the fresh tmpfs: everything below is made in it
     own_paths = None
     binds = []
     for name, fstype, super_opts, mount_point in hierarchies:
         if "/" in name or not name:
             continue
-        sub = target + "/" + name
+        sub = top + "/" + name
         try:
             os.mkdir(sub, 0o755)  # in the fresh tmpfs
         except FileExistsError:
@@ -388,14 +451,14 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
             binds.append(sub)
         if "," in name:  # co-mounted controllers (cpu,cpuacct): a link per controller
             for controller in name.split(","):
-                if not os.path.lexists(target + "/" + controller):
-                    os.symlink(name, target + "/" + controller)
+                if not os.path.lexists(top + "/" + controller):
+                    os.symlink(name, top + "/" + controller)
     # the mount's flags (ro, nosuid...) on the tmpfs and every bind below it: one
     # mount_setattr(AT_RECURSIVE) instead of a remount per hierarchy
     attrs = _mount_attrs(flags)
     try:
         if attrs:
-            sc.mount_setattr(target, attrs, 0, recursive=True)
+            sc.mount_setattr(top, attrs, 0, recursive=True)
         return
     except OSError as exc:
         if exc.errno != errno.ENOSYS:  # Linux < 5.12: remount each
@@ -403,7 +466,7 @@ def _mount_cgroup(target: str, opts: MountOptions, in_userns: bool, cgroupns: bo
     for sub in binds:
         sc.mount(None, sub, None, sc.MS_REMOUNT | sc.MS_BIND | flags | _kept_flags(sub))
     if flags & sc.MS_RDONLY:
-        sc.mount(None, target, None, sc.MS_REMOUNT | flags | sc.MS_RDONLY)
+        sc.mount(None, top, None, sc.MS_REMOUNT | flags | sc.MS_RDONLY)
 
 
 def _mount_attrs(flags: int) -> int:
@@ -445,8 +508,9 @@ def _find_own_path(paths: dict[str, str], key: str, controllers: list[str]) -> s
     return paths.get("", "/")
 
 
-def create_devices(rootfs: str, devices: list[dict], in_userns: bool, defaults: bool = True) -> None:
-    """The default devices, ``linux.devices``, and the /dev symlinks (/dev/fd, stdio, ptmx)."""
+def create_devices(root: Rootfs, devices: list[dict], in_userns: bool, defaults: bool = True) -> None:
+    """The default devices, ``linux.devices``, and the /dev symlinks (/dev/fd, stdio, ptmx).
+    Each node and link is made relative to its directory's fd, never through a path."""
     old_umask = os.umask(0)
     try:
         wanted = []
@@ -456,30 +520,58 @@ def create_devices(rootfs: str, devices: list[dict], in_userns: bool, defaults: 
         given = {d.get("path") for d in devices}
         wanted = [d for d in wanted if d["path"] not in given] + list(devices)
         for i, device in enumerate(wanted):
-            _create_device(rootfs, device, in_userns, f"linux.devices[{i - (len(wanted) - len(devices))}]")
+            _create_device(root, device, in_userns, f"linux.devices[{i - (len(wanted) - len(devices))}]")
         if defaults:
             for target, link in DEV_SYMLINKS:
                 with Step(f"creating symlink {link} -> {target}"):
-                    path, exists, _ = _resolve(rootfs, link)
-                    if not exists:
-                        os.symlink(target, path)
+                    _symlink(root, link, target, replace=False)
             with Step("creating symlink /dev/ptmx -> pts/ptmx"):
-                ptmx, exists, _ = _resolve(rootfs, "/dev/ptmx")
-                if exists:
-                    os.unlink(ptmx)
-                os.symlink("pts/ptmx", ptmx)
+                _symlink(root, "/dev/ptmx", "pts/ptmx", replace=True)
             if os.path.exists("/proc/kcore"):
-                core = resolve_in_root(rootfs, "/dev/core")
-                if not os.path.lexists(core):
-                    os.symlink("/proc/kcore", core)
+                with Step("creating symlink /dev/core -> /proc/kcore"):
+                    _symlink(root, "/dev/core", "/proc/kcore", replace=False)
     finally:
         os.umask(old_umask)
+
+
+def _parent(root: Rootfs, path: str) -> tuple[int, str]:
+    """An O_PATH fd of the directory ``path`` is in (resolved inside the root, created when
+    missing) and the last component of ``path``."""
+    parent, name = os.path.split(path.rstrip("/"))
+    if name in ("", ".", ".."):
+        raise OSError(22, f"{path!r} does not name a file", path)
+    with inroot.open_in_root(root.fd, parent or "/") as resolved:
+        if resolved.missing:
+            resolved.create(like_dir=True)
+        return resolved.detach(), name
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _symlink(root: Rootfs, link: str, target: str, replace: bool) -> None:
+    """The symlink ``link`` -> ``target`` inside the root, unless something is there already
+    (``replace``: instead of it)."""
+    dir_fd, name = _parent(root, link)
+    try:
+        if _lexists(name, dir_fd):
+            if not replace:
+                return
+            os.unlink(name, dir_fd=dir_fd)
+        os.symlink(target, name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 _DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def _create_device(rootfs: str, device: dict, in_userns: bool, where: str) -> None:
+def _create_device(root: Rootfs, device: dict, in_userns: bool, where: str) -> None:
     path = device.get("path")
     kind = device.get("type")
     if not path or not path.startswith("/dev/") and not path.startswith("/"):
@@ -487,35 +579,225 @@ def _create_device(rootfs: str, device: dict, in_userns: bool, where: str) -> No
     if kind not in _DEVICE_TYPES:
         raise ConfigError(f"unknown device type {kind!r}", where=f"{where}.type",
                           why="one of c, b, u, p")
-    target, exists, parent_exists = _resolve(rootfs, path)
     with Step(f'creating device "{path}"'):
-        if not parent_exists:
-            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-        if in_userns:
-            # mknod is not allowed in a user namespace: bind the host's node (runc does)
-            if not exists:
-                os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            sc.mount(path, target, None, sc.MS_BIND)
-            return
-        if exists:
-            os.unlink(target)
-        mode = device.get("fileMode", 0o666)
-        os.mknod(target, _DEVICE_TYPES[kind] | (mode & 0o7777),
-                 os.makedev(device.get("major", 0), device.get("minor", 0)) if kind != "p" else 0)
-        if mode & 0o7000:  # with umask 0, mknod sets the permission bits; these need chmod
-            os.chmod(target, mode & 0o7777)
-        owner = (device.get("uid", 0), device.get("gid", 0))
-        if owner != (os.geteuid(), os.getegid()):  # the node is ours already
-            os.chown(target, *owner)
+        dir_fd, name = _parent(root, path)
+        try:
+            exists = _lexists(name, dir_fd)
+            if in_userns:
+                # mknod is not allowed in a user namespace: bind the host's node (runc does)
+                if exists and stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                    os.unlink(name, dir_fd=dir_fd)
+                    exists = False
+                if not exists:
+                    os.mknod(name, stat.S_IFREG | 0o644, dir_fd=dir_fd)
+                node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    if stat.S_ISLNK(os.fstat(node).st_mode) or stat.S_ISDIR(os.fstat(node).st_mode):
+                        raise OSError(21, "the device's place is a directory or a symbolic link", path)
+                    location = inroot.fd_location(node)
+                    sc.mount(path, f"/proc/self/fd/{node}", None, sc.MS_BIND)
+                    if inroot.fd_location(node) != location:
+                        raise _escaped(f"the bind of {path} did not land there", location, root.path)
+                finally:
+                    os.close(node)
+                return
+            if exists:
+                os.unlink(name, dir_fd=dir_fd)
+            mode = device.get("fileMode", 0o666)
+            os.mknod(name, _DEVICE_TYPES[kind] | (mode & 0o7777),
+                     os.makedev(device.get("major", 0), device.get("minor", 0)) if kind != "p" else 0,
+                     dir_fd=dir_fd)
+            if mode & 0o7000:  # with umask 0, mknod sets the permission bits; these need chmod
+                os.chmod(name, mode & 0o7777, dir_fd=dir_fd, follow_symlinks=False)
+            owner = (device.get("uid", 0), device.get("gid", 0))
+            if owner != (os.geteuid(), os.getegid()):  # the node is ours already
+                os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            os.close(dir_fd)
 
 
-def bind_console(rootfs_view: str, pty_slave: str) -> None:
-    """/dev/console: an empty file bind-mounted over by the terminal's pty slave."""
-    target = os.path.join(rootfs_view, "dev/console")
-    with Step(f"bind-mounting {pty_slave} to /dev/console"):
-        if not os.path.lexists(target):
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        sc.mount(pty_slave, target, None, sc.MS_BIND)
+# --- after pivot_root: /proc is the container's, so nothing is mounted through /proc/self/fd
+def _bind_fd(source_fd: int, target_fd: int, recursive: bool = False, read_only: bool = False) -> None:
+    """Bind what ``source_fd`` refers to onto what ``target_fd`` refers to, with no path
+    looked up: open_tree(OPEN_TREE_CLONE), mount_setattr (``read_only``), move_mount.  Before
+    Linux 5.12 (no mount_setattr; open_tree and move_mount are 5.2) through /proc/self/fd of a
+    /proc checked to be a procfs root."""
+    tree = -1
+    try:
+        tree = sc.open_tree(source_fd, "", sc.OPEN_TREE_CLONE | (sc.AT_RECURSIVE if recursive else 0))
+        if read_only:
+            sc.mount_setattr(tree, sc.MOUNT_ATTR_RDONLY, 0, recursive=False)
+        sc.move_mount(tree, target_fd)
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+    finally:
+        if tree >= 0:
+            os.close(tree)
+    os.close(_proc_root())  # the container's procfs: its /proc/self/fd can be used
+    target = f"/proc/self/fd/{target_fd}"
+    sc.mount(f"/proc/self/fd/{source_fd}", target, None, sc.MS_BIND | (sc.MS_REC if recursive else 0))
+    if read_only:
+        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | _kept_flags(target))
+
+
+def _open_beneath(dir_fd: int, path: str, flags: int, cross_mounts: bool = False) -> int:
+    """Open ``path`` below ``dir_fd`` following no symlink at all and (unless
+    ``cross_mounts``) entering no other mount: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+    RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV), or before Linux 5.6 O_NOFOLLOW opens one
+    component at a time, checking the device number."""
+    resolve = sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS
+    if not cross_mounts:
+        resolve |= sc.RESOLVE_NO_XDEV
+    try:
+        return sc.openat2(dir_fd, path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, resolve)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.E2BIG, errno.EPERM):
+            raise
+    parts = [p for p in path.split("/") if p and p != "."]
+    if ".." in parts:
+        raise OSError(errno.EXDEV, "'..' is not allowed here", path)
+    device = os.fstat(dir_fd).st_dev
+    fd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    for i, part in enumerate(parts):
+        step = flags if i == len(parts) - 1 else os.O_PATH | os.O_DIRECTORY
+        try:
+            next_fd = os.open(part, step | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = next_fd
+        if not cross_mounts and os.fstat(fd).st_dev != device:
+            os.close(fd)
+            raise OSError(errno.EXDEV, "the path crosses a mount point", path)
+    return fd
+
+
+def _proc_root() -> int:
+    """An fd of the container's /proc, opened without following any symlink and checked to be
+    the root of a procfs (fstatfs magic, inode 1): an image cannot pass a directory or a file
+    of its own off as /proc (CVE-2025-52881)."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = _open_beneath(root, "proc", os.O_PATH | os.O_DIRECTORY, cross_mounts=True)
+    except OSError as exc:
+        raise _not_proc("/proc", f"it cannot be opened as a plain directory ({sc.errno_text(exc.errno)})") from exc
+    finally:
+        os.close(root)
+    if sc.filesystem_type(fd) != sc.PROC_SUPER_MAGIC or os.fstat(fd).st_ino != sc.PROC_ROOT_INO:
+        os.close(fd)
+        raise _not_proc("/proc", "it is not the root of a procfs")
+    return fd
+
+
+def _not_proc(where: str, why: str) -> SetupError:
+    return SetupError("refusing to write to /proc", where=where,
+                      why=f"{why}; the runtime writes only to files of the procfs mounted at /proc, "
+                          "reached without symbolic links or other mounts (CVE-2025-52881)",
+                      hint="mount proc at /proc (config.json \"mounts\"), keep /proc a plain directory in "
+                           "the root filesystem and mount nothing over files below it")
+
+
+def write_sysctl(key: str, value) -> None:
+    """Write ``linux.sysctl`` ``key`` = ``value`` to /proc/sys/<key with dots as slashes> of
+    the container's procfs: the file is opened below a checked /proc with no symlink followed
+    and no mount crossed, and must itself be a procfs file."""
+    path = "sys/" + key.replace(".", "/")
+    proc = _proc_root()
+    try:
+        fd = _open_beneath(proc, path, os.O_WRONLY)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EXDEV):
+            raise _not_proc("/proc/" + path, f"it is a symbolic link or another mount is on its way "
+                                             f"({sc.errno_text(exc.errno)})") from exc
+        raise
+    finally:
+        os.close(proc)
+    try:
+        if sc.filesystem_type(fd) != sc.PROC_SUPER_MAGIC:
+            raise _not_proc("/proc/" + path, "it is not a procfs file")
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+
+
+def _kind(st: os.stat_result) -> str:
+    mode = st.st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return f"the {'character' if stat.S_ISCHR(mode) else 'block'} device " \
+               f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return {stat.S_IFREG: "a regular file", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link",
+            stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "not a device")
+
+
+def _null_device(root_fd: int) -> int:
+    """An O_PATH fd of the container's /dev/null, checked to be the null device (character
+    device 1:3) wherever the image's links led."""
+    with inroot.open_in_root(root_fd, "/dev/null") as resolved:
+        st = None if resolved.missing else os.fstat(resolved.fd)
+        if st is None or not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+            raise SetupError(
+                "refusing to mask paths with /dev/null", where="/dev/null",
+                why=f"it is {'missing' if st is None else _kind(st)}, not the null device (character device "
+                    "1:3): masking binds /dev/null over each of linux.maskedPaths, so another file would be "
+                    "exposed there instead of hidden (CVE-2025-31133)",
+                hint="fix the image: /dev must be a plain directory, or leave /dev to the runtime")
+        return resolved.detach()
+
+
+class _Root:
+    """The container's "/" after pivot_root (an O_PATH fd) and, once needed, its checked
+    /dev/null."""
+
+    def __init__(self):
+        self.fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._null = -1
+
+    def null(self) -> int:
+        """The checked /dev/null (opened on first use)."""
+        if self._null < 0:
+            self._null = _null_device(self.fd)
+        return self._null
+
+    def close(self) -> None:
+        """Close the fds."""
+        for fd in (self.fd, self._null):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self._null = -1
+
+
+def bind_console(pty_slave: int) -> None:
+    """/dev/console (after pivot_root): the pty slave init opened -- its fd, checked to be a
+    pseudo-terminal, not a path that could be swapped (CVE-2025-52565) -- bound over a regular
+    file made in the container's /dev relative to /dev's fd."""
+    with Step("bind-mounting the terminal to /dev/console"):
+        st = os.fstat(pty_slave)
+        if not stat.S_ISCHR(st.st_mode) or not 136 <= os.major(st.st_rdev) <= 143:
+            raise SetupError("refusing to bind the terminal to /dev/console", where="/dev/console",
+                             why=f"the terminal init opened is {_kind(st)}, not a pseudo-terminal slave",
+                             hint="/dev/ptmx and /dev/pts must be the container's devpts: leave /dev to "
+                                  "the runtime")
+        root = _Root()
+        try:
+            with inroot.open_in_root(root.fd, "/dev") as dev:
+                if dev.missing or not stat.S_ISDIR(os.fstat(dev.fd).st_mode):
+                    raise OSError(errno.ENOTDIR, "/dev is not a directory", "/dev")
+                if not _lexists("console", dev.fd):
+                    os.mknod("console", stat.S_IFREG | 0o600, dir_fd=dev.fd)
+                console = os.open("console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev.fd)
+            try:
+                st = os.fstat(console)
+                if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+                    raise SetupError("refusing to bind the terminal to /dev/console", where="/dev/console",
+                                     why=f"it is {_kind(st)}: the terminal is bound only over a file or "
+                                         "device of the container's /dev",
+                                     hint="remove /dev/console from the image")
+                _bind_fd(pty_slave, console)
+            finally:
+                os.close(console)
+        finally:
+            root.close()
 
 
 def pivot_root(rootfs: str, no_pivot: bool) -> None:
@@ -537,12 +819,19 @@ def pivot_root(rootfs: str, no_pivot: bool) -> None:
 def finish_rootfs(config: dict) -> None:
     """After pivot_root: masked paths, read-only paths, propagation of /, read-only root."""
     linux = config.get("linux") or {}
-    for path in linux.get("maskedPaths") or []:
-        with Step(f'masking "{path}"'):
-            mask_path(path)
-    for path in linux.get("readonlyPaths") or []:
-        with Step(f'making "{path}" read-only'):
-            readonly_path(path)
+    masked = linux.get("maskedPaths") or []
+    readonly = linux.get("readonlyPaths") or []
+    if masked or readonly:
+        root = _Root()
+        try:
+            for path in masked:
+                with Step(f'masking "{path}"'):
+                    mask_path(path, root)
+            for path in readonly:
+                with Step(f'making "{path}" read-only'):
+                    readonly_path(path, root)
+        finally:
+            root.close()
     propagation = linux.get("rootfsPropagation")
     if propagation in ("shared", "rshared", "unbindable", "runbindable"):
         with Step(f"making / {propagation}"):
@@ -552,28 +841,33 @@ def finish_rootfs(config: dict) -> None:
             sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | _kept_flags("/"))
 
 
-def mask_path(path: str) -> None:
-    """maskedPaths: a directory gets an empty read-only tmpfs, anything else /dev/null."""
-    try:
-        try:
-            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)  # a symlink gets /dev/null (on its target)
-        except FileNotFoundError:
+def mask_path(path: str, root: _Root) -> None:
+    """maskedPaths: a directory gets an empty read-only tmpfs, anything else the (checked)
+    null device; the path is resolved inside the container and mounted on through its fd."""
+    with inroot.open_in_root(root.fd, path) as resolved:
+        if resolved.missing:
             return
-        if is_dir:
-            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+        if stat.S_ISDIR(os.fstat(resolved.fd).st_mode):
+            _mount_on_directory(resolved.fd, "tmpfs", "tmpfs", sc.MS_RDONLY)
         else:
-            sc.mount("/dev/null", path, None, sc.MS_BIND)
-    except OSError as exc:
-        if exc.errno != 2:
-            raise
+            _bind_fd(root.null(), resolved.fd)
 
 
-def readonly_path(path: str) -> None:
-    """readonlyPaths: a recursive bind of the path onto itself, remounted read-only."""
+def _mount_on_directory(dir_fd: int, source: str, fstype: str, flags: int) -> None:
+    """mount(2) on the directory ``dir_fd`` refers to, without /proc: as "." after fchdir."""
+    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-    except OSError as exc:
-        if exc.errno == 2:
+        os.fchdir(dir_fd)
+        sc.mount(source, ".", fstype, flags, None)
+    finally:
+        os.fchdir(cwd)
+        os.close(cwd)
+
+
+def readonly_path(path: str, root: _Root) -> None:
+    """readonlyPaths: a recursive bind of the path onto itself, made read-only before it is
+    attached; the path is resolved inside the container and held by its fd."""
+    with inroot.open_in_root(root.fd, path) as resolved:
+        if resolved.missing:
             return
-        raise
-    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | _kept_flags(path))
+        _bind_fd(resolved.fd, resolved.fd, recursive=True, read_only=True)

@@ -10,6 +10,7 @@ that make no system call of their own (state, kill, delete, list) never import c
 from __future__ import annotations
 
 import os
+import sys
 
 # --- constants from <sched.h>, <sys/mount.h>, <linux/prctl.h>, <linux/capability.h> --------
 CLONE_NEWTIME = 0x00000080
@@ -89,9 +90,9 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 # x86_64 / aarch64 syscall numbers for calls glibc 2.36 has no wrapper for
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "keyctl": 250, "mount_setattr": 442,
-               "close_range": 436},
+               "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "keyctl": 219, "mount_setattr": 442,
-                "close_range": 436},
+                "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436},
 }
 
 _libc = None
@@ -181,8 +182,9 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(libc().umount2(_b(target), flags), "umount2", target)
 
 
-def mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool = True) -> None:
-    """mount_setattr(2) on ``path`` (and every mount below it when ``recursive``)."""
+def mount_setattr(path: str | int, attr_set: int, attr_clr: int, recursive: bool = True) -> None:
+    """mount_setattr(2) on ``path`` -- or, given an int, on the mount that file descriptor
+    refers to (AT_EMPTY_PATH) -- and every mount below it when ``recursive``."""
     import ctypes
 
     class MountAttr(ctypes.Structure):
@@ -191,8 +193,12 @@ def mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool = Tru
 
     attr = MountAttr(attr_set, attr_clr, 0, 0)
     flags = AT_RECURSIVE if recursive else 0
-    _check(libc().syscall(_syscall_number("mount_setattr"), AT_FDCWD, _b(path), flags,
-                          ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr", path)
+    if isinstance(path, int):
+        dirfd, name, flags, shown = path, b"", flags | AT_EMPTY_PATH, f"fd {path}"
+    else:
+        dirfd, name, shown = AT_FDCWD, _b(path), path
+    _check(libc().syscall(_syscall_number("mount_setattr"), dirfd, name, flags,
+                          ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr", shown)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -372,3 +378,84 @@ def process_start_time(pid: int) -> int | None:
     if fields[0] == b"Z" or fields[0] == b"X":  # a zombie has finished running
         return None
     return int(fields[19])
+
+
+# --- file-descriptor based path resolution and mounting ------------------------------------
+# openat2(2) (Linux 5.6), open_tree(2) and move_mount(2) (Linux 5.2), statx(2) and fstatfs(2):
+# what resolving and mounting through file descriptors needs (mounts.py, inroot.py), and
+# renameat2(2) (the RENAME_EXCHANGE race of the security tests).
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+STATX_MNT_ID = 0x1000
+STATX_ATTR_MOUNT_ROOT = 0x2000
+PROC_SUPER_MAGIC = 0x9FA0
+PROC_ROOT_INO = 1
+TMPFS_MAGIC = 0x01021994
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open ``path`` relative to ``dirfd`` under the RESOLVE_* restrictions
+    (ENOSYS before Linux 5.6).  Returns the new fd."""
+    import ctypes
+
+    how = (ctypes.c_uint64 * 3)(flags, mode, resolve)
+    return _check(libc().syscall(_syscall_number("openat2"), ctypes.c_int(dirfd), _b(path),
+                                 ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))), "openat2", path)
+
+
+def open_tree(dirfd: int, path: str = "", flags: int = OPEN_TREE_CLONE) -> int:
+    """open_tree(2): with OPEN_TREE_CLONE a detached copy of the mount at ``dirfd``/``path``
+    (a bind mount not attached anywhere yet; AT_RECURSIVE: with the mounts below it).
+    An empty ``path`` means ``dirfd`` itself.  Returns the mount's fd (close-on-exec)."""
+    if not path:
+        flags |= AT_EMPTY_PATH
+    return _check(libc().syscall(_syscall_number("open_tree"), dirfd, _b(path),
+                                 flags | OPEN_TREE_CLOEXEC), "open_tree", path or f"fd {dirfd}")
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """move_mount(2) of the mount ``from_fd`` (from open_tree) onto the file or directory the
+    file descriptor ``to_fd`` refers to: no path is looked up."""
+    _check(libc().syscall(_syscall_number("move_mount"), from_fd, b"", to_fd, b"",
+                          MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), "move_mount", f"fd {to_fd}")
+
+
+def renameat2(olddirfd: int, old: str, newdirfd: int, new: str, flags: int = 0) -> None:
+    """renameat2(2) (RENAME_EXCHANGE swaps two names atomically)."""
+    _check(libc().renameat2(olddirfd, _b(old), newdirfd, _b(new), flags), "renameat2", old)
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount the file descriptor ``fd`` is on (statx STATX_MNT_ID, Linux 5.8;
+    /proc/self/fdinfo before that)."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)
+    if libc().statx(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, buf) == 0:
+        mask = int.from_bytes(buf.raw[0:4], sys.byteorder)
+        if mask & STATX_MNT_ID:
+            return int.from_bytes(buf.raw[144:152], sys.byteorder)
+    for line in read_file(f"/proc/self/fdinfo/{fd}").splitlines():
+        if line.startswith(b"mnt_id:"):
+            return int(line.split()[1])
+    raise OSError(38, "mount id: neither statx nor fdinfo tells it")
+
+
+def filesystem_type(fd: int) -> int:
+    """fstatfs(2) ``f_type`` of the filesystem ``fd`` is on (PROC_SUPER_MAGIC, TMPFS_MAGIC...)."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(128)  # struct statfs: f_type is the first long
+    _check(libc().fstatfs(fd, buf), "fstatfs", f"fd {fd}")
+    return int.from_bytes(buf.raw[0:ctypes.sizeof(ctypes.c_long)], sys.byteorder, signed=True)
