@@ -700,11 +700,18 @@ def _not_proc(where: str, why: str) -> SetupError:
 
 def write_sysctl(key: str, value) -> None:
     """Write ``linux.sysctl`` ``key`` = ``value`` to /proc/sys/<key with dots as slashes> of
-    the container's procfs: the file is opened below a checked /proc with no symlink followed
-    and no mount crossed, and must itself be a procfs file."""
-    path = "sys/" + key.replace(".", "/")
+    the container's procfs (``write_proc``)."""
+    write_proc("sys/" + key.replace(".", "/"), value)
+
+
+def write_proc(path: str, value) -> None:
+    """Write ``value`` to ``/proc/<path>`` of the container's procfs (``self/...``: this process,
+    as that procfs names it): the file is opened below a checked /proc with no symlink followed
+    and no mount crossed, and must itself be a procfs file (CVE-2025-52881)."""
     proc = _proc_root()
     try:
+        if path.startswith("self/"):  # a plain symlink procfs resolves to our pid: read it ourselves
+            path = os.readlink("self", dir_fd=proc) + path[4:]
         fd = _open_beneath(proc, path, os.O_WRONLY)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EXDEV):

@@ -177,11 +177,13 @@ def change_directory(process: dict) -> None:
 
 
 def set_oom_score_adj(process: dict) -> None:
-    """``process.oomScoreAdj`` into /proc/self/oom_score_adj."""
+    """``process.oomScoreAdj`` into /proc/self/oom_score_adj of the container's procfs, reached
+    without following anything the image planted (``mounts.write_proc``)."""
     if "oomScoreAdj" in process:
+        from pyoci_nb.runtime import mounts  # loaded by init before pivot_root: no import here
+
         with Step(f"writing oomScoreAdj {process['oomScoreAdj']}"):
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(process["oomScoreAdj"]))
+            mounts.write_proc("self/oom_score_adj", process["oomScoreAdj"])
 
 
 #: CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: the capabilities that read any file

@@ -226,3 +226,23 @@ def test_missing_mount_targets_are_not_created_through_a_swapped_symlink(runtime
     assert escapes == [], "\n".join(escapes)
     assert created > 0, "every create failed: the defence must not refuse ordinary mounts"
     assert_nothing_left(box)
+
+
+@pytest.mark.runc_divergent  # runc 1.1.5 writes through the image's link
+def test_oom_score_adj_is_not_written_through_the_images_proc(box):
+    """A config without a proc mount and an image whose /proc/self/oom_score_adj is a link: the
+    runtime's write of ``process.oomScoreAdj`` must reach a procfs or nothing, never the link's
+    target (CVE-2025-52881's class: writes the runtime makes to /proc)."""
+    box.config["mounts"] = [m for m in box.config["mounts"] if m["destination"] != "/proc"]
+    box.config["linux"]["maskedPaths"] = []
+    box.config["linux"]["readonlyPaths"] = []
+    box.config["process"]["oomScoreAdj"] = 100
+    box.config["root"]["readonly"] = False
+    victim = box.rootfs / "etc" / "victim"
+    victim.write_text("intact\n")
+    (box.rootfs / "proc" / "self").mkdir(parents=True)
+    (box.rootfs / "proc" / "self" / "oom_score_adj").symlink_to("/etc/victim")
+    done = box.run("true")
+    assert victim.read_text() == "intact\n", "the runtime wrote oomScoreAdj through the image's link"
+    if done.returncode != 0:
+        assert "/proc" in done.stderr and "Traceback" not in done.stderr, done.stderr
