@@ -518,9 +518,9 @@ class Container(ReprMixin):
             # it (the first move into a cgroup waits for an RCU grace period: milliseconds)
             if direct:
                 record.update(pid=init_pid, initStartTime=sc.process_start_time(init_pid))
-            resources = (config.get("linux") or {}).get("resources")
-            if resources:
-                cgroup.set(resources)
+            # also without linux.resources: the device allowlist (the runtime's defaults and
+            # linux.devices) is what keeps /dev/sda & co. out of reach, as runc has it
+            cgroup.set((config.get("linux") or {}).get("resources") or {})
             if direct:
                 cgroup.apply(init_pid)
                 _tell(parent, "cgroup-joined")

@@ -54,6 +54,9 @@ class V1Manager(CgroupManager):
         self.paths = dict(paths)
         self.unified = unified
         self.created: dict[str, list[str]] = {k: list(v) for k, v in (created or {}).items()}
+        #: the devices cgroup was made by create() and has had no rules yet: they are then
+        #: written in the listed order (not saved: update and later commands diff)
+        self._new_devices_cgroup = False
 
     # --- state -----------------------------------------------------------------------------
     def to_state(self) -> dict:
@@ -101,6 +104,8 @@ class V1Manager(CgroupManager):
                 raise SetupError("cannot create the container's cgroup", where=directory,
                                  why="permission denied", hint="run as root") from None
             ours = [directory] if self.keep_parents and directory in made else made
+            if "devices" in key.split(",") and directory in made:
+                self._new_devices_cgroup = True
             self.created.setdefault(key, []).extend(d for d in ours if d not in self.created.get(key, []))
             if "cpuset" in key.split(","):
                 for new in made:
@@ -318,19 +323,27 @@ class V1Manager(CgroupManager):
         self.resources = resources
 
     def set_devices(self, rules) -> None:
-        """devices.allow/deny for the config's rules followed by the implied ones."""
+        """devices.allow/deny for the config's rules followed by the implied ones: on the
+        cgroup create() has just made, every rule in the listed order (config-linux.md);
+        otherwise (update, a joined cgroup) the fewest writes from what devices.list shows."""
         from pyoci_nb.runtime.cgroups import devices
 
         directory = self.path("devices")
-        state = devices.DeviceRules.from_rules(devices.rules_from_spec(rules) + list(self.implied_devices))
+        listed = devices.rules_from_spec(rules) + list(self.implied_devices)
         if directory is None:
             if rules:
                 self._need("devices", "devices.allow", f"{RESOURCES}.devices")
             return
         files: dict[str, int] = {}  # devices.allow/deny opened once, one write per rule
+
+        def write(d, name, value, field):
+            write_file(d, name, value, field, files)
         try:
-            devices.apply_v1(directory, state,
-                             lambda d, name, value, field: write_file(d, name, value, field, files))
+            if self._new_devices_cgroup:
+                devices.write_v1_in_order(directory, listed, write)
+                self._new_devices_cgroup = False
+            else:
+                devices.apply_v1(directory, devices.DeviceRules.from_rules(listed), write)
         finally:
             for fd in files.values():
                 os.close(fd)

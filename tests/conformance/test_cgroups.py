@@ -1,0 +1,62 @@
+"""cgroups and kill as the spec and the engines want them (issue #11):
+
+* config-linux.md, allowed device list: "The runtime MUST apply entries in the listed order"
+  (runc 1.1.5 writes them sorted: ``runc_divergent``);
+* the device allowlist also holds for a config without ``linux.resources`` (runc's defaults);
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from oci_harness import assert_nothing_left
+
+
+def v1_mount(controller: str) -> Path | None:
+    """Where the v1 hierarchy of ``controller`` is mounted on the host (None: not mounted)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(tail) >= 3 and tail[0] == "cgroup" and controller in tail[2].split(","):
+            return Path(fields[4])
+    return None
+
+
+# --- item 1: device rules in the listed order ---------------------------------------------------
+ISSUE_RULES = [{"allow": False, "access": "rwm"},
+               {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+               {"allow": True, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+               {"allow": True, "type": "b", "major": 10, "minor": 200, "access": "r"}]
+
+
+@pytest.mark.runc_divergent
+@pytest.mark.skipif(v1_mount("devices") is None, reason="no cgroup v1 devices controller")
+def test_device_rules_are_applied_in_the_listed_order(box):
+    box.config["linux"]["cgroupsPath"] = f"/{box.id}"
+    box.config["linux"].setdefault("resources", {})["devices"] = ISSUE_RULES
+    box.args("sleep", "1000")
+    box.create()
+    listed = (v1_mount("devices") / box.id / "devices.list").read_text().split("\n")
+    assert listed[:3] == ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"], listed
+    box.delete(force=True)
+    assert_nothing_left(box)
+
+
+# --- the allowlist without linux.resources ---------------------------------------------------
+def test_the_device_allowlist_holds_without_resources(box):
+    """mknod of any device is allowed (the defaults), opening one outside the allowlist is
+    not: loop0 (b 7:0) and loop-control (c 10:237), with CAP_MKNOD in the container."""
+    box.config["linux"].pop("resources", None)
+    caps = box.config["process"]["capabilities"]
+    for name in caps:
+        caps[name] = sorted(set(caps[name]) | {"CAP_MKNOD"})
+    proc = box.run("sh", "-c", "mknod /dev/probe-b b 7 0 && mknod /dev/probe-c c 10 237 && "
+                               "echo made; head -c1 /dev/probe-b; head -c1 /dev/probe-c; "
+                               "echo x > /dev/probe-c; exit 0")
+    assert proc.returncode == 0, proc.stderr
+    assert "made" in proc.stdout, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "probe-" in line]
+    assert len(errors) == 3 and all("Operation not permitted" in e for e in errors), proc.stderr
