@@ -3,11 +3,15 @@
 * config-linux.md, allowed device list: "The runtime MUST apply entries in the listed order"
   (runc 1.1.5 writes them sorted: ``runc_divergent``);
 * the device allowlist also holds for a config without ``linux.resources`` (runc's defaults);
+* ``kill --all`` of a stopped container succeeds quietly and reaches what is left in its cgroup
+  (containerd's shim calls it after every exit in a shared pid namespace), as runc does.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,14 @@ def v1_mount(controller: str) -> Path | None:
         if len(tail) >= 3 and tail[0] == "cgroup" and controller in tail[2].split(","):
             return Path(fields[4])
     return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 # --- item 1: device rules in the listed order ---------------------------------------------------
@@ -60,3 +72,42 @@ def test_the_device_allowlist_holds_without_resources(box):
     assert "made" in proc.stdout, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "probe-" in line]
     assert len(errors) == 3 and all("Operation not permitted" in e for e in errors), proc.stderr
+
+
+# --- item 6: kill --all of a stopped container ----------------------------------------------
+def test_kill_all_of_a_stopped_container_succeeds_quietly(box):
+    box.args("true")
+    box.create()
+    box.start()
+    assert box.runtime.wait_status(box.id, "stopped")["status"] == "stopped"
+    proc = box.kill("KILL", "--all", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""
+    assert box.state()["status"] == "stopped"
+    box.delete()
+    assert_nothing_left(box)
+
+
+def test_kill_all_of_a_stopped_container_reaches_what_is_left(box, tmp_path):
+    """Without a pid namespace of its own the init's children outlive it, in its cgroup."""
+    out = tmp_path / "out"
+    out.mkdir()
+    box.add_mount("/out", str(out), "bind", ["rbind", "rw"])
+    box.remove_namespace("pid")
+    box.args("sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > /out/pid")
+    box.create()
+    box.start()
+    pid = 0
+    try:
+        assert box.runtime.wait_status(box.id, "stopped")["status"] == "stopped"
+        pid = int((out / "pid").read_text())
+        assert pid_alive(pid), "the background sleep is already gone"
+        proc = box.kill("KILL", "--all", check=False)
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid), "kill --all did not reach the process left in the cgroup"
+    finally:
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
