@@ -1,16 +1,19 @@
-"""cgroups and kill as the spec and the engines want them (issue #11):
+"""cgroups and kill as the spec and the engines want them (issue #11, items 1, 6 and 8):
 
 * config-linux.md, allowed device list: "The runtime MUST apply entries in the listed order"
   (runc 1.1.5 writes them sorted: ``runc_divergent``);
 * the device allowlist also holds for a config without ``linux.resources`` (runc's defaults);
 * ``kill --all`` of a stopped container succeeds quietly and reaches what is left in its cgroup
-  (containerd's shim calls it after every exit in a shared pid namespace), as runc does.
+  (containerd's shim calls it after every exit in a shared pid namespace), as runc does;
+* ``cpu.realtimeRuntime`` works with the runtime's default cgroup (cgroup v1: the parents need
+  a realtime budget of their own), and a realtime process can then run.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -111,3 +114,48 @@ def test_kill_all_of_a_stopped_container_reaches_what_is_left(box, tmp_path):
     finally:
         if pid and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# --- item 8: a realtime budget under the default cgroup ----------------------------------------
+RT_PROBE = r"""
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    struct sched_param param = {.sched_priority = 10};
+    if (sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
+        printf("fifo=%s\n", strerror(errno));
+        return 1;
+    }
+    printf("fifo=ok\n");
+    return 0;
+}
+"""
+
+
+def _rt_group_scheduling() -> bool:
+    cpu = v1_mount("cpu")
+    return cpu is not None and (cpu / "cpu.rt_runtime_us").exists()
+
+
+@pytest.mark.skipif(not _rt_group_scheduling(), reason="no cgroup v1 cpu controller with "
+                                                       "realtime group scheduling")
+def test_realtime_runtime_under_the_default_cgroup(box, tmp_path):
+    """No cgroupsPath: the runtime's default cgroup must be able to hand out the budget, and a
+    SCHED_FIFO process then runs (without a budget the kernel refuses it with EPERM)."""
+    source = tmp_path / "rtprobe.c"
+    source.write_text(RT_PROBE)
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(box.rootfs / "rtprobe"), str(source)],
+                   check=True, capture_output=True)
+    box.config["linux"].pop("cgroupsPath", None)
+    box.config["linux"].setdefault("resources", {})["cpu"] = {"realtimePeriod": 1000000,
+                                                              "realtimeRuntime": 10000}
+    caps = box.config["process"]["capabilities"]
+    for name in caps:
+        caps[name] = sorted(set(caps[name]) | {"CAP_SYS_NICE"})
+    proc = box.run("/rtprobe")
+    assert proc.returncode == 0, f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+    assert proc.stdout.strip() == "fifo=ok"
+    box.delete(force=True)
+    assert_nothing_left(box)
