@@ -518,9 +518,9 @@ class Container(ReprMixin):
             # it (the first move into a cgroup waits for an RCU grace period: milliseconds)
             if direct:
                 record.update(pid=init_pid, initStartTime=sc.process_start_time(init_pid))
-            resources = (config.get("linux") or {}).get("resources")
-            if resources:
-                cgroup.set(resources)
+            # also without linux.resources: the device allowlist (the runtime's defaults and
+            # linux.devices) is what keeps /dev/sda & co. out of reach, as runc has it
+            cgroup.set((config.get("linux") or {}).get("resources") or {})
             if direct:
                 cgroup.apply(init_pid)
                 _tell(parent, "cgroup-joined")
@@ -689,10 +689,22 @@ class Container(ReprMixin):
     # --- kill, wait --------------------------------------------------------------------------
     def kill(self, signal: int | str = "SIGTERM", all: bool = False) -> None:
         """runtime.md "Kill": send ``signal`` to the init (``all``: every process of the
-        container's cgroup); an error unless the container is created, running or paused."""
+        container's cgroup); an error unless the container is created, running or paused.
+
+        ``all`` of a stopped container succeeds, as with runc: what is left in its cgroup (the
+        init's children outlive it without a pid namespace of their own) gets the signal, and
+        an empty cgroup is nothing to do.  containerd's shim sends it after every exit of a
+        container sharing a pid namespace."""
         number = parse_signal(signal)
         record = self._record()
         status = derive_status(record, self._dir)
+        if all and status == "stopped":
+            if record.get("cgroup"):   # (the init itself is gone: its pid may be another's)
+                from pyoci_nb.runtime.cgroups import manager_from_state
+
+                for pid in manager_from_state(record["cgroup"]).pids():
+                    _kill_quietly(pid, number)
+            return
         if status not in ("created", "running", "paused"):
             raise InvalidState("container not running", where=f"container {self.id!r}",
                                why=f"its status is {status}; only a created or running container can be signalled")

@@ -12,15 +12,23 @@ the runtime MUST apply in the listed order; ``type`` is ``a`` (all), ``c`` or ``
   the same type/major/minor.
 
 ``DeviceRules`` replays a rule list with exactly those semantics (as runc's devices emulator
-does), so both drivers start from the same answer:
+does), keeping the exceptions in the order the kernel keeps them (a new exception goes last,
+one merged into an existing exception keeps its place), so both drivers start from the same
+answer:
 
-* cgroup v1: ``apply_v1`` moves ``devices.allow``/``devices.deny`` from what ``devices.list``
-  shows now to the target with as few writes as possible, adding before removing so a running
-  container never sees a transient "deny everything";
+* cgroup v1, a cgroup the runtime has just created: ``write_v1_in_order`` writes the rules to
+  ``devices.allow``/``devices.deny`` one by one, in the listed order (config-linux.md: "The
+  runtime MUST apply entries in the listed order"), and checks that ``devices.list`` shows
+  what the replay predicts;
+* cgroup v1, an existing cgroup (``update``, or a cgroup the container joins): ``apply_v1``
+  moves ``devices.allow``/``devices.deny`` from what ``devices.list`` shows now to the target
+  with as few writes as possible, adding before removing so a running container never sees a
+  transient "deny everything";
 * cgroup v2 has no devices controller: the kernel asks a ``BPF_PROG_TYPE_CGROUP_DEVICE`` program
-  attached to the cgroup.  ``device_program`` compiles the rules to eBPF, ``attach_program``
-  loads it with ``bpf(2)`` (through ctypes) and attaches it with ``BPF_F_ALLOW_MULTI``, then
-  detaches the programs it replaces.
+  attached to the cgroup.  ``device_program`` compiles the replayed rules to eBPF, the later
+  rules checked first (a later rule wins, as crun's program and the v1 replay have it),
+  ``attach_program`` loads it with ``bpf(2)`` (through ctypes) and attaches it with
+  ``BPF_F_ALLOW_MULTI``, then detaches the programs it replaces.
 
 As runc does, the runtime appends ``DEFAULT_ALLOWED`` (mknod of anything; /dev/null, zero,
 full, tty, random, urandom, console, ptmx, pts, tun) and one allow rule per ``linux.devices``
@@ -195,9 +203,10 @@ class DeviceRules:
         return any(matches(k) and set(access) <= set(v) for k, v in self.exceptions.items())
 
     def exception_rules(self) -> list[DeviceRule]:
-        """The exceptions as rules (allow rules in deny-all mode, deny rules otherwise)."""
+        """The exceptions as rules (allow rules in deny-all mode, deny rules otherwise), in
+        the order the rules made them -- the order the v1 kernel lists them in devices.list."""
         return [DeviceRule(not self.default_allow, t, ma, mi, acc)
-                for (t, ma, mi), acc in sorted(self.exceptions.items(), key=_sort_key)]
+                for (t, ma, mi), acc in self.exceptions.items()]
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, DeviceRules) and self.default_allow == other.default_allow
@@ -206,11 +215,6 @@ class DeviceRules:
     def __repr__(self) -> str:
         mode = "allow-all" if self.default_allow else "deny-all"
         return f"DeviceRules({mode}, {[r.v1_line() for r in self.exception_rules()]})"
-
-
-def _sort_key(item):
-    (t, ma, mi), _ = item
-    return (t, -1 if ma is None else ma, -1 if mi is None else mi)
 
 
 # --- cgroup v1 -------------------------------------------------------------------------------
@@ -227,6 +231,29 @@ def read_v1_list(directory: str) -> DeviceRules | None:
         major, minor = numbers.split(":")
         key = (dev_type, None if major == "*" else int(major), None if minor == "*" else int(minor))
         state.exceptions[key] = _canonical_access(access)
+    return state
+
+
+def write_v1_in_order(directory: str, rules: list[DeviceRule], write) -> DeviceRules:
+    """Apply ``rules`` to a v1 devices cgroup the runtime has just created, one write per
+    rule in the listed order (config-linux.md), after a ``deny a`` that resets what the new
+    cgroup inherited from its parent (unless the first rule resets it anyway).  ``write`` is
+    as for ``apply_v1``.  Returns the replayed state; a ``devices.list`` that differs from it
+    (the kernel and the replay disagree) is an error rather than a silent surprise."""
+    field = "linux.resources.devices"
+    if not rules or rules[0].type != "a":
+        write(directory, "devices.deny", "a", field)
+    for rule in rules:
+        write(directory, "devices.allow" if rule.allow else "devices.deny", rule.v1_line(), field)
+    state = DeviceRules.from_rules(rules)
+    shown = read_v1_list(directory)
+    if not state.default_allow and (shown is None or shown.exception_rules() != state.exception_rules()):
+        listed = "a *:* rwm" if shown is None else ", ".join(r.v1_line() for r in shown.exception_rules())
+        raise SetupError("the devices cgroup does not hold the rules written to it",
+                         where=os.path.join(directory, "devices.list"),
+                         why=f"expected {', '.join(r.v1_line() for r in state.exception_rules())}; "
+                             f"the kernel lists {listed}",
+                         hint="is another program changing this cgroup? retry the create")
     return state
 
 
@@ -294,10 +321,12 @@ def device_program(state: DeviceRules) -> bytes:
     The context is ``struct bpf_cgroup_dev_ctx {u32 access_type; u32 major; u32 minor;}``
     with the device type in the low 16 bits of access_type and the requested access in the
     high 16.  Prologue: r2 = type, r3 = access, r4 = major, r5 = minor.  One block per
-    exception (all exceptions have the same verdict, so their order does not matter), each
-    jumping to the next block when the device does not match; the last block returns the
-    default.  Allow exceptions need the requested access to be a subset of theirs, deny
-    exceptions match on any overlap -- the v1 controller's rules.
+    exception, the exception the latest rule made first (later rules win, as in crun's
+    program; after the replay all exceptions have the same verdict, so the answers are those
+    of the v1 controller whatever the order), each jumping to the next block when the device
+    does not match; the last block returns the default.  Allow exceptions need the requested
+    access to be a subset of theirs, deny exceptions match on any overlap -- the v1
+    controller's rules.
     """
     insns = [
         _insn(_LDX_W, 2, 1, 0), _insn(_AND32_K, 2, imm=0xFFFF),
@@ -306,7 +335,7 @@ def device_program(state: DeviceRules) -> bytes:
         _insn(_LDX_W, 5, 1, 8),
     ]
     verdict = 0 if state.default_allow else 1   # what a matching exception returns
-    for rule in state.exception_rules():
+    for rule in reversed(state.exception_rules()):
         block = []
         block.append(_insn(_JNE_K, 2, off=_NEXT,
                            imm=BPF_DEVCG_DEV_CHAR if rule.type == "c" else BPF_DEVCG_DEV_BLOCK))

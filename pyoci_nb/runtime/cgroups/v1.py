@@ -9,7 +9,12 @@ map onto the v1 files directly:
   memory.soft_limit_in_bytes, kernelTCP -> memory.kmem.tcp.limit_in_bytes, swappiness ->
   memory.swappiness, disableOOMKiller -> memory.oom_control, useHierarchy ->
   memory.use_hierarchy; kernel is ignored with a warning (deprecated, as runc does);
-* cpu: shares, cfs quota/period/burst, rt runtime/period, idle -> cpu.*; cpus/mems -> cpuset.*;
+* cpu: shares, cfs quota/period/burst, rt runtime/period, idle -> cpu.*; cpus/mems -> cpuset.*.
+  A cgroup's realtime runtime comes out of its parent's (the sum of the children's
+  runtime/period must fit in the parent's), and a new cgroup has none: the parents pyoci made
+  (and its own ``/pyoci`` base) get what the container needs first, and are lowered again to
+  what their remaining children need when it is deleted; a parent that is not pyoci's is
+  never changed: the error says what it needs;
 * blockIO -> blkio.weight (or blkio.bfq.weight), leaf weights, *_device and throttle files;
 * pids -> pids.max; hugepageLimits -> hugetlb.<size>.limit_in_bytes; network -> net_cls.classid
   and net_prio.ifpriomap; rdma -> rdma.max; devices -> devices.allow/deny (devices.py).
@@ -35,6 +40,7 @@ from pyoci_nb.runtime.cgroups.base import (RESOURCES, CgroupManager, boolean, in
 from pyoci_nb.runtime.cgroups.v2 import UINT64_MAX, V2Manager, _omit
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_BW_SHIFT = 20  # the fixed point of the kernel's to_ratio() (kernel/sched/core.c)
 _V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # what memory.limit_in_bytes shows for "no limit"
 
 
@@ -49,11 +55,18 @@ class V1Manager(CgroupManager):
 
     def __init__(self, container_id: str, cgroups_path: str, paths: dict[str, str],
                  unified: V2Manager | None = None, rootless: bool = False,
-                 implied_devices: list | None = None, created: dict[str, list[str]] | None = None):
+                 implied_devices: list | None = None, created: dict[str, list[str]] | None = None,
+                 rt_raised: list[str] | None = None):
         super().__init__(container_id, cgroups_path, rootless, implied_devices)
         self.paths = dict(paths)
         self.unified = unified
         self.created: dict[str, list[str]] = {k: list(v) for k, v in (created or {}).items()}
+        #: the devices cgroup was made by create() and has had no rules yet: they are then
+        #: written in the listed order (not saved: update and later commands diff)
+        self._new_devices_cgroup = False
+        #: the parent cgroups whose cpu.rt_runtime_us this container raised (destroy() lowers
+        #: them again to what their remaining children need)
+        self.rt_raised: list[str] = list(rt_raised or [])
 
     # --- state -----------------------------------------------------------------------------
     def to_state(self) -> dict:
@@ -61,6 +74,8 @@ class V1Manager(CgroupManager):
         state = super().to_state()
         state.update(paths=self.paths, created=self.created,
                      unified=self.unified.to_state() if self.unified else None)
+        if self.rt_raised:
+            state["rtRaised"] = self.rt_raised
         return state
 
     @classmethod
@@ -70,7 +85,7 @@ class V1Manager(CgroupManager):
         manager = cls(saved.get("id", ""), saved.get("cgroupsPath", ""), saved.get("paths") or {},
                       unified, saved.get("rootless", False),
                       saved.get("impliedDevices") or [],
-                      saved.get("created"))
+                      saved.get("created"), saved.get("rtRaised"))
         manager.resources = saved.get("resources") or {}
         return manager
 
@@ -101,6 +116,8 @@ class V1Manager(CgroupManager):
                 raise SetupError("cannot create the container's cgroup", where=directory,
                                  why="permission denied", hint="run as root") from None
             ours = [directory] if self.keep_parents and directory in made else made
+            if "devices" in key.split(",") and directory in made:
+                self._new_devices_cgroup = True
             self.created.setdefault(key, []).extend(d for d in ours if d not in self.created.get(key, []))
             if "cpuset" in key.split(","):
                 for new in made:
@@ -125,6 +142,7 @@ class V1Manager(CgroupManager):
     def destroy(self) -> None:
         """Remove the cgroups created here, in every hierarchy (each leaf retried on EBUSY)."""
         left = []
+        self._drop_own_rt_runtime()
         for key in list(self.created):
             left += base.remove_created(self.created[key], self.pids)
             if not any(d in left for d in self.created[key]):
@@ -138,6 +156,7 @@ class V1Manager(CgroupManager):
             raise SetupError("cannot remove the container's cgroups", where=", ".join(left),
                              why="still busy (processes left in them?)",
                              hint="kill the processes (pyoci kill --all ID KILL) and delete again")
+        self._give_back_rt_budget()
 
     # --- freezer ---------------------------------------------------------------------------
     def freeze(self) -> None:
@@ -318,19 +337,27 @@ class V1Manager(CgroupManager):
         self.resources = resources
 
     def set_devices(self, rules) -> None:
-        """devices.allow/deny for the config's rules followed by the implied ones."""
+        """devices.allow/deny for the config's rules followed by the implied ones: on the
+        cgroup create() has just made, every rule in the listed order (config-linux.md);
+        otherwise (update, a joined cgroup) the fewest writes from what devices.list shows."""
         from pyoci_nb.runtime.cgroups import devices
 
         directory = self.path("devices")
-        state = devices.DeviceRules.from_rules(devices.rules_from_spec(rules) + list(self.implied_devices))
+        listed = devices.rules_from_spec(rules) + list(self.implied_devices)
         if directory is None:
             if rules:
                 self._need("devices", "devices.allow", f"{RESOURCES}.devices")
             return
         files: dict[str, int] = {}  # devices.allow/deny opened once, one write per rule
+
+        def write(d, name, value, field):
+            write_file(d, name, value, field, files)
         try:
-            devices.apply_v1(directory, state,
-                             lambda d, name, value, field: write_file(d, name, value, field, files))
+            if self._new_devices_cgroup:
+                devices.write_v1_in_order(directory, listed, write)
+                self._new_devices_cgroup = False
+            else:
+                devices.apply_v1(directory, devices.DeviceRules.from_rules(listed), write)
         finally:
             for fd in files.values():
                 os.close(fd)
@@ -434,17 +461,132 @@ class V1Manager(CgroupManager):
         if rt_period:
             write_file(directory, "cpu.rt_period_us", rt_period, f"{where}.realtimePeriod")
         if rt_runtime:
-            try:
-                write_file(directory, "cpu.rt_runtime_us", rt_runtime, f"{where}.realtimeRuntime")
-            except SetupError as exc:
-                parent = os.path.dirname(directory)
-                raise SetupError(exc.what, where=exc.where,
-                                 why=f"{exc.why}; the realtime budget of a cgroup comes out of its "
-                                     f"parent's ({parent}/cpu.rt_runtime_us = "
-                                     f"{read_int(parent, 'cpu.rt_runtime_us', 0)})",
-                                 hint="give the parent cgroups enough cpu.rt_runtime_us first") from None
+            self._set_rt_runtime(directory, rt_runtime, f"{where}.realtimeRuntime")
         if idle is not None:
             write_file(directory, "cpu.idle", idle, f"{where}.idle")
+
+    # --- realtime budget (cgroup v1 cpu controller, CONFIG_RT_GROUP_SCHED) --------------------
+    def _set_rt_runtime(self, directory: str, runtime: int, field: str) -> None:
+        """cpu.rt_runtime_us = ``runtime``, after making room for it in the parents pyoci owns
+        (``_make_rt_room``).  A container created at the same time may take the room first,
+        or a sibling cgroup removed a moment ago may still hold its budget (the kernel frees
+        it a little later; such a cgroup is no longer listed): the kernel then says EINVAL,
+        and the room is made again after a short pause (five tries, ~0.75 s in all)."""
+        name = "cpu.rt_runtime_us"
+        if not os.path.exists(os.path.join(directory, name)):
+            write_file(directory, name, runtime, field)   # the clear "not offered" error
+        period = read_int(directory, "cpu.rt_period_us", 0) or 0
+        if period and runtime > period:
+            raise ConfigError(f"realtimeRuntime {runtime} is longer than the period {period}",
+                              where=field, why="a realtime runtime is the part of each "
+                                               "cpu.rt_period_us that realtime tasks may use",
+                              hint="choose a realtimeRuntime up to realtimePeriod")
+        for attempt in range(5):
+            self._make_rt_room(directory, runtime, field)
+            try:
+                write_file(directory, name, runtime, field)
+                return
+            except SetupError as exc:
+                if "EINVAL" not in (exc.why or "") or attempt == 4:
+                    raise SetupError(exc.what, where=exc.where,
+                                     why=f"{exc.why}: a realtime runtime must not exceed the "
+                                         f"cgroup's period ({period} µs), nor what its parents "
+                                         "and the system (/proc/sys/kernel/sched_rt_runtime_us) "
+                                         "have left", hint="choose a smaller realtimeRuntime"
+                                     ) from None
+            time.sleep(0.05 * 2 ** attempt)
+
+    def _drop_own_rt_runtime(self) -> None:
+        """Set the realtime runtime of the container's own cpu cgroup back to 0 before it is
+        removed: a removed cgroup lingers in the kernel for a moment and its budget still
+        counts against its parent until then (the parent could not be lowered, and a
+        container created next to it would be refused)."""
+        directory = self.path("cpu")
+        if directory is None or not any(directory in dirs for dirs in self.created.values()):
+            return
+        try:
+            if (read_int(directory, "cpu.rt_runtime_us", 0) or 0) > 0:
+                write_file(directory, "cpu.rt_runtime_us", 0, "cgroup cleanup")
+        except (OSError, SetupError, UnsupportedError) as exc:
+            log.debug(f"cannot drop the realtime runtime of {directory}: {exc}")
+
+    def _owned_parents(self, directory: str) -> set[str]:
+        """The parents of ``directory`` whose realtime budget pyoci may change: the ones this
+        manager created, and the ``/pyoci`` base of the default cgroupsPath."""
+        owned = {d for dirs in self.created.values() for d in dirs}
+        if self.keep_parents:
+            owned.add(os.path.dirname(directory))
+        owned.discard(directory)
+        return owned
+
+    def _make_rt_room(self, directory: str, runtime: int, field: str) -> None:
+        """Raise the realtime budget of the parents on the way up until ``runtime`` per the
+        cgroup's period fits: the kernel wants every cgroup's children to add up (in runtime /
+        period) to no more than its own share.  Worked out bottom-up (stopping at the first
+        parent with room), written top-down; a parent without room that is not pyoci's is an
+        error naming it and what it lacks."""
+        owned = self._owned_parents(directory)
+        child = directory
+        need = _rt_ratio(runtime, read_int(directory, "cpu.rt_period_us", 0) or 0)
+        plan: list[tuple[str, int]] = []
+        while True:
+            parent = os.path.dirname(child)
+            if parent == child or not os.path.exists(os.path.join(parent, "cpu.rt_runtime_us")):
+                break
+            others = sum(_rt_ratio_of(os.path.join(parent, entry.name))
+                         for entry in os.scandir(parent)
+                         if entry.is_dir(follow_symlinks=False) and entry.path != child)
+            required = others + need
+            have = _rt_ratio_of(parent)
+            if have >= required:
+                break
+            period = read_int(parent, "cpu.rt_period_us", 0) or 0
+            wanted = _rt_runtime_for(required, period)
+            if parent not in owned:
+                raise SetupError(
+                    f"cannot give {field} = {runtime} µs a realtime budget",
+                    where=os.path.join(parent, "cpu.rt_runtime_us"),
+                    why=f"on cgroup v1 a cgroup's realtime runtime comes out of its parent's: "
+                        f"{parent} has {read_int(parent, 'cpu.rt_runtime_us', 0)} µs per "
+                        f"{period} µs, and it needs {wanted} µs for this container and its other "
+                        "children; pyoci changes the budget only of the parent cgroups it "
+                        "created itself",
+                    hint=f"write {wanted} (or more) to {parent}/cpu.rt_runtime_us (its own "
+                         "parents need as much room), or leave linux.cgroupsPath out: pyoci "
+                         "then gives its own /pyoci parent the budget")
+            if wanted > period:
+                raise SetupError(
+                    f"cannot give {field} = {runtime} µs a realtime budget",
+                    where=os.path.join(parent, "cpu.rt_runtime_us"),
+                    why=f"{parent} would need {wanted} µs per {period} µs: more realtime than "
+                        "time, the other containers under it already take the rest",
+                    hint="choose a smaller realtimeRuntime")
+            plan.append((parent, wanted))
+            child, need = parent, required
+        for parent, wanted in reversed(plan):   # top-down: each parent has room for the next
+            write_file(parent, "cpu.rt_runtime_us", wanted, field)
+            if parent not in self.rt_raised:
+                self.rt_raised.append(parent)
+
+    def _give_back_rt_budget(self) -> None:
+        """After the container's cgroups are gone: lower each parent whose budget this
+        container raised to what its remaining children need (deepest first).  The budget of
+        a parent pyoci owns is pyoci's to manage; a container being created next to it at
+        the same moment finds the room gone and makes it again (``_set_rt_runtime``)."""
+        for parent in sorted(self.rt_raised, key=lambda d: d.count("/"), reverse=True):
+            if not os.path.isdir(parent):
+                continue
+            try:
+                current = read_int(parent, "cpu.rt_runtime_us", 0) or 0
+                period = read_int(parent, "cpu.rt_period_us", 0) or 0
+                children = sum(_rt_ratio_of(entry.path) for entry in os.scandir(parent)
+                               if entry.is_dir(follow_symlinks=False))
+                target = _rt_runtime_for(children, period)
+                if target < current:
+                    write_file(parent, "cpu.rt_runtime_us", target, "cgroup cleanup")
+            except (OSError, SetupError, UnsupportedError) as exc:
+                log.debug(f"cannot give back the realtime budget of {parent}: {exc}")
+        self.rt_raised = []
 
     def _set_pids(self, pids: dict) -> None:
         where = f"{RESOURCES}.pids"
@@ -544,6 +686,26 @@ class V1Manager(CgroupManager):
                     continue
                 directory = directory or self._need("rdma", "rdma.max", path)
                 write_file(directory, "rdma.max", " ".join(parts), path)
+
+
+def _rt_ratio(runtime: int | None, period: int) -> int:
+    """The kernel's to_ratio(): a realtime share in units of 2**-20 (runtime -1: all)."""
+    if runtime is not None and runtime < 0:
+        return 1 << _BW_SHIFT
+    if not runtime or period <= 0:
+        return 0
+    return (runtime << _BW_SHIFT) // period
+
+
+def _rt_ratio_of(directory: str) -> int:
+    """The realtime share of a cgroup (0 once it is gone)."""
+    return _rt_ratio(read_int(directory, "cpu.rt_runtime_us", 0),
+                     read_int(directory, "cpu.rt_period_us", 0) or 0)
+
+
+def _rt_runtime_for(ratio: int, period: int) -> int:
+    """The smallest cpu.rt_runtime_us whose share per ``period`` is at least ``ratio``."""
+    return -((-ratio * period) >> _BW_SHIFT) if ratio > 0 else 0
 
 
 def _numbers(directory: str, name: str) -> list[int]:
