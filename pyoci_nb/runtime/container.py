@@ -53,17 +53,16 @@ MAX_CONFIG_DEPTH = 128
 def _read_regular_file(path: str) -> bytes:
     """The bytes of ``path``, which must be a regular file: a FIFO or a device named
     config.json would block or never end (opened non-blocking, checked on the open fd)."""
-    import stat
-
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if info.st_mode & 0o170000 != 0o100000:  # not S_ISREG
             raise ConfigError("config.json is not a regular file", where=path,
                               why="a FIFO, device or directory named config.json could block or never end",
                               hint="config.json must be a regular file holding a JSON object")
         chunks = []
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.read(fd, info.st_size + 4096)
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
@@ -186,6 +185,14 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
     return {"rootfs": rootfs, "joined": joined, "flags": flags, "kinds": sorted(kinds)}
 
 
+def _check_strings(values, where: str) -> list:
+    """``values``: an array of strings without NUL (None: []); else ConfigError naming the item."""
+    for i, value in enumerate(process.check_list(values, where)):
+        if not process.plain_string(value):
+            process.check_string(value, f"{where}[{i}]")
+    return values or []
+
+
 #: HOST_NAME_MAX: the most bytes sethostname(2) and setdomainname(2) take
 _MAX_HOSTNAME = 64
 
@@ -217,19 +224,20 @@ def _check_shapes(config: dict) -> None:
     process.check_string(root["path"], "root.path")
     if "readonly" in root and not isinstance(root["readonly"], bool):
         raise ConfigError("readonly must be true or false", where="root.readonly")
+    # (the JSON paths of the messages are made only for a bad value: this runs on every create)
     for i, mount in enumerate(process.check_list(config.get("mounts"), "mounts")):
-        where = f"mounts[{i}]"
         if not isinstance(mount, dict):
-            raise ConfigError(f"a mount must be an object, not {type(mount).__name__}", where=where,
+            raise ConfigError(f"a mount must be an object, not {type(mount).__name__}", where=f"mounts[{i}]",
                               hint='e.g. {"destination": "/proc", "type": "proc", "source": "proc"}')
         if "destination" not in mount:
-            raise ConfigError("the mount has no destination", where=f"{where}.destination",
+            raise ConfigError("the mount has no destination", where=f"mounts[{i}].destination",
                               why="config.md: destination is REQUIRED")
         for key in ("destination", "type", "source"):
-            if key in mount:
-                process.check_string(mount[key], f"{where}.{key}")
-        for j, option in enumerate(process.check_list(mount.get("options"), f"{where}.options")):
-            process.check_string(option, f"{where}.options[{j}]")
+            if key in mount and not process.plain_string(mount[key]):
+                process.check_string(mount[key], f"mounts[{i}].{key}")
+        options = mount.get("options")
+        if options is not None:
+            _check_strings(options, f"mounts[{i}].options")
     linux = config.get("linux")
     if linux is None:
         return
@@ -255,8 +263,7 @@ def _check_shapes(config: dict) -> None:
                 process.check_int(mapping[field], f"{where}.{field}", 1 if field == "size" else 0,
                                   2 ** 32 - 1, "user_namespaces(7): ids and sizes are unsigned 32-bit numbers")
     for key in ("maskedPaths", "readonlyPaths"):
-        for i, path in enumerate(process.check_list(linux.get(key), f"linux.{key}")):
-            process.check_string(path, f"linux.{key}[{i}]")
+        for i, path in enumerate(_check_strings(linux.get(key), f"linux.{key}")):
             if not path.startswith("/"):
                 raise ConfigError(f"{path!r:.200} is not an absolute path", where=f"linux.{key}[{i}]",
                                   why=f"config-linux.md: {key} are absolute paths in the container")
@@ -1293,11 +1300,11 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
         if args is not None:
             proc["args"] = list(args)
         proc["terminal"] = False
-        root = config.get("root")
-        if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
+        rootfs = config.get("root")
+        if not isinstance(rootfs, dict) or not isinstance(rootfs.get("path"), str) or not rootfs["path"]:
             raise ConfigError("root.path is missing", where="root.path",
                               why="config.md (Linux): root is REQUIRED", hint='e.g. {"path": "rootfs"}')
-        root["path"] = os.path.join(bundle, root["path"])
+        rootfs["path"] = os.path.join(bundle, rootfs["path"])
         work = tempfile.mkdtemp(prefix="pyoci-run-")
         with open(os.path.join(work, "config.json"), "w") as f:
             f.write(jsonio.dumps(config))

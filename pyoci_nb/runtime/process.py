@@ -57,6 +57,11 @@ def _check_bool(process: dict, key: str, where: str) -> None:
         raise ConfigError(f"{key} must be true or false, not {process[key]!r:.80}", where=f"{where}.{key}")
 
 
+def plain_string(value) -> bool:
+    """A string without NUL characters (the fast test; ``check_string`` words the error)."""
+    return isinstance(value, str) and "\0" not in value
+
+
 def check_list(value, where: str) -> list:
     """``value`` if it is a list, [] for None (absent), else ConfigError."""
     if value is None:
@@ -78,7 +83,8 @@ def check_process(process: dict, where: str = "process") -> None:
                           why="config.md: args is REQUIRED when start is called",
                           hint='e.g. "args": ["sh"]')
     for i, arg in enumerate(args):
-        check_string(arg, f"{where}.args[{i}]")
+        if "\0" in arg:
+            check_string(arg, f"{where}.args[{i}]")
     cwd = process.get("cwd")
     if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise ConfigError(f"cwd {cwd!r:.200} is not an absolute path", where=f"{where}.cwd",
@@ -87,7 +93,8 @@ def check_process(process: dict, where: str = "process") -> None:
     for i, entry in enumerate(check_list(process.get("env"), f"{where}.env")):
         if not isinstance(entry, str) or "=" not in entry:
             raise ConfigError(f"env entry {entry!r:.200} is not KEY=VALUE", where=f"{where}.env[{i}]")
-        check_string(entry, f"{where}.env[{i}]")
+        if "\0" in entry:
+            check_string(entry, f"{where}.env[{i}]")
     for key in ("terminal", "noNewPrivileges"):
         _check_bool(process, key, where)
     size = process.get("consoleSize")
@@ -96,20 +103,22 @@ def check_process(process: dict, where: str = "process") -> None:
             raise ConfigError("consoleSize must be an object", where=f"{where}.consoleSize",
                               hint='e.g. {"height": 24, "width": 80}')
         for key in ("height", "width"):
-            if key in size:
-                check_int(size[key], f"{where}.consoleSize.{key}", 0, 65535,
-                           "a terminal's size is an unsigned 16-bit number (struct winsize)")
+            if key in size:  # used only with a terminal: then it must fit struct winsize
+                check_int(size[key], f"{where}.consoleSize.{key}", 0, 65535 if process.get("terminal") else MAX_RLIMIT,
+                          "a terminal's size is an unsigned 16-bit number (struct winsize)")
     _check_user(process.get("user"), f"{where}.user")
     if "oomScoreAdj" in process:
         check_int(process["oomScoreAdj"], f"{where}.oomScoreAdj", -1000, 1000,
-                   "proc(5): oom_score_adj ranges from -1000 to 1000")
+                  "proc(5): oom_score_adj ranges from -1000 to 1000")
     caps = process.get("capabilities")
     if caps is not None and not isinstance(caps, dict):
         raise ConfigError("capabilities must be an object of capability sets", where=f"{where}.capabilities",
                           hint='e.g. {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}')
     for set_name in CAPABILITY_SETS:
-        names = check_list((caps or {}).get(set_name), f"{where}.capabilities.{set_name}")
-        for i, name in enumerate(names):
+        names = (caps or {}).get(set_name)
+        if names is not None and not isinstance(names, list):
+            check_list(names, f"{where}.capabilities.{set_name}")
+        for i, name in enumerate(names or ()):
             if not isinstance(name, str) or name not in ALL_CAPABILITIES:
                 raise ConfigError(f"unknown capability {name!r:.80}", where=f"{where}.capabilities.{set_name}[{i}]",
                                   why="capability names are those of capabilities(7), e.g. CAP_NET_ADMIN")
@@ -131,7 +140,7 @@ def check_process(process: dict, where: str = "process") -> None:
                 raise ConfigError(f"rlimit {kind} has no {key} limit", where=f"{where}.rlimits[{i}].{key}",
                                   why="config.md: soft and hard are REQUIRED")
             check_int(rlimit[key], f"{where}.rlimits[{i}].{key}", 0, MAX_RLIMIT,
-                       f"a limit is an unsigned 64-bit number ({MAX_RLIMIT} is unlimited)")
+                      f"a limit is an unsigned 64-bit number ({MAX_RLIMIT} is unlimited)")
         if rlimit["soft"] > rlimit["hard"]:
             raise ConfigError(f"soft limit {rlimit['soft']} exceeds hard limit {rlimit['hard']}",
                               where=f"{where}.rlimits[{i}]", why="setrlimit(2) refuses a soft limit above the hard one")
@@ -145,7 +154,7 @@ def _check_user(user, where: str) -> None:
     for key in ("uid", "gid"):
         if key in user:
             check_int(user[key], f"{where}.{key}", 0, MAX_ID,
-                       "ids are unsigned 32-bit numbers, and 4294967295 ((uid_t)-1) means 'unchanged'")
+                      "ids are unsigned 32-bit numbers, and 4294967295 ((uid_t)-1) means 'unchanged'")
     if "umask" in user:
         check_int(user["umask"], f"{where}.umask", 0, 2 ** 32 - 1, "a umask is an unsigned 32-bit number")
     gids = check_list(user.get("additionalGids"), f"{where}.additionalGids")
@@ -154,7 +163,7 @@ def _check_user(user, where: str) -> None:
                           why="setgroups(2) takes at most NGROUPS_MAX (65536) groups")
     for i, gid in enumerate(gids):
         check_int(gid, f"{where}.additionalGids[{i}]", 0, MAX_ID,
-                   "ids are unsigned 32-bit numbers, and 4294967295 ((gid_t)-1) is not a group")
+                  "ids are unsigned 32-bit numbers, and 4294967295 ((gid_t)-1) is not a group")
 
 
 def env_dict(process: dict) -> dict[str, str]:
