@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     import gc
 
     gc.disable()
-    status = _main(sys.argv[1:])  # an unexpected exception goes the normal way (traceback)
+    status = _main(sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -257,6 +257,26 @@ def _main(argv: list[str]) -> int:
     except OSError as exc:
         _report_error(args, f"{args.command} failed: {exc}")
         return 1
+    except Exception as exc:  # noqa: BLE001 - the last resort: one clear line, never a traceback
+        _report_internal_error(args, exc)
+        return 1
+
+
+def _report_internal_error(args: Arguments, exc: Exception) -> None:
+    """An exception no handler expected is a bug of pyoci: say so on one line, with what to
+    report; the traceback goes to the log only with ``--debug``."""
+    from pyoci_nb.runtime import log
+
+    if args.debug:
+        import traceback
+
+        log.debug("".join(traceback.format_exception(exc)))
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if len(what) > 500:
+        what = what[:500] + "..."
+    _report_error(args, f"internal error in pyoci {args.command}: {what} (this is a bug of pyoci, "
+                        "not of your input: please report it to the pyoci_nb issue tracker with the command "
+                        "line, `pyoci --version` and the config.json; --debug logs the traceback)")
 
 
 def _report_error(args: Arguments, message: str) -> None:

@@ -44,19 +44,57 @@ def _bundle_path(bundle) -> str:
     return os.path.abspath(os.fspath(path))
 
 
+#: how deeply config.json may nest arrays and objects.  The spec's deepest field
+#: (linux.seccomp.syscalls[].args[]) is 6 levels down; the limit keeps every later step (the
+#: state file holds the config one level down, hooks get JSON) far from Python's recursion limit.
+MAX_CONFIG_DEPTH = 128
+
+
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of ``path``, which must be a regular file: a FIFO or a device named
+    config.json would block or never end (opened non-blocking, checked on the open fd)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if info.st_mode & 0o170000 != 0o100000:  # not S_ISREG
+            raise ConfigError("config.json is not a regular file", where=path,
+                              why="a FIFO, device or directory named config.json could block or never end",
+                              hint="config.json must be a regular file holding a JSON object")
+        chunks = []
+        while True:
+            chunk = os.read(fd, info.st_size + 4096)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def load_config(bundle: str) -> dict:
     """Read ``<bundle>/config.json`` as a dict (the runtime never needs pydantic)."""
     path = os.path.join(bundle, "config.json")
     try:
-        config = jsonio.loads(sc.read_file(path))
+        data = _read_regular_file(path)
+        config = jsonio.loads(data)
     except FileNotFoundError:
         raise ConfigError("config.json not found", where=path,
                           why="a bundle is a directory with config.json and the root filesystem",
                           hint="create one with `pyoci spec` or pyoci_nb.Bundle.create()") from None
+    except jsonio.NestingError as exc:
+        raise ConfigError("config.json nests too deeply", where=path, why=str(exc),
+                          hint=f"config.json may nest arrays and objects at most {MAX_CONFIG_DEPTH} levels deep"
+                          ) from None
     except ValueError as exc:
         raise ConfigError("config.json is not valid JSON", where=path, why=str(exc)) from None
     if not isinstance(config, dict):
         raise ConfigError("config.json must hold a JSON object", where=path)
+    # nesting deeper than MAX_CONFIG_DEPTH needs that many brackets: count them first (fast)
+    if data.count(b"[") + data.count(b"{") > MAX_CONFIG_DEPTH:
+        deep = jsonio.deeper_than(config, MAX_CONFIG_DEPTH)
+        if deep is not None:
+            raise ConfigError(f"config.json nests more than {MAX_CONFIG_DEPTH} levels deep", where=deep,
+                              why="the runtime refuses absurdly nested documents (they exhaust the stack)",
+                              hint="flatten or remove this value")
     return config
 
 
@@ -75,7 +113,10 @@ def preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> di
             raise
         from pyoci_nb.spec.validation import validate_config
 
-        problems = validate_config(config, for_start=True)
+        try:
+            problems = validate_config(config, for_start=True)
+        except Exception:  # noqa: BLE001 - the validator tripped over the same value: name the first error
+            problems = []
         if problems:
             first = problems[0]
             more = f" (and {len(problems) - 1} more; run `pyoci validate`)" if len(problems) > 1 else ""
@@ -93,6 +134,7 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
         raise ConfigError("root.path is missing", where="root.path",
                           why="config.md (Linux): root is REQUIRED", hint='e.g. {"path": "rootfs"}')
     _refuse_unsupported(config)
+    _check_shapes(config)
     proc = config.get("process")
     process.check_process(proc)
     hooks.check_hooks(config)
@@ -141,6 +183,137 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
         raise ConfigError(f"root filesystem {rootfs!r} is not a directory", where="root.path",
                           hint="root.path is relative to the bundle, usually 'rootfs'")
     return {"rootfs": rootfs, "joined": joined, "flags": flags, "kinds": sorted(kinds)}
+
+
+def _check_strings(values, where: str) -> list:
+    """``values``: an array of strings without NUL (None: []); else ConfigError naming the item."""
+    for i, value in enumerate(process.check_list(values, where)):
+        if not process.plain_string(value):
+            process.check_string(value, f"{where}[{i}]")
+    return values or []
+
+
+#: HOST_NAME_MAX: the most bytes sethostname(2) and setdomainname(2) take
+_MAX_HOSTNAME = 64
+
+
+def _check_shapes(config: dict) -> None:
+    """The type (and range) of every config value the runtime or the container's init reads
+    besides ``process`` (``process.check_process``) and ``hooks`` (``hooks.check_hooks``), so
+    that a malformed config is refused here, naming the field, instead of failing inside the
+    container.  Cheap: a few isinstance checks per value."""
+    for key in ("hostname", "domainname"):
+        value = config.get(key)
+        if value is not None:
+            process.check_string(value, key)
+            if len(value.encode(errors="surrogatepass")) > _MAX_HOSTNAME:
+                raise ConfigError(f"{key} is {len(value.encode(errors='surrogatepass'))} bytes long", where=key,
+                                  why=f"the kernel takes at most {_MAX_HOSTNAME} bytes (HOST_NAME_MAX)",
+                                  hint=f"use a {key} of at most {_MAX_HOSTNAME} characters")
+    annotations = config.get("annotations")
+    if annotations is not None:
+        if not isinstance(annotations, dict):
+            raise ConfigError("annotations must be an object of strings", where="annotations",
+                              why="config.md: annotations is a map of string keys to string values")
+        for key, value in annotations.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"annotation values must be strings, not {type(value).__name__}",
+                                  where=f"annotations[{jsonio.dumps(key)}]",
+                                  why="config.md: values MUST be strings")
+    root = config["root"]
+    process.check_string(root["path"], "root.path")
+    if "readonly" in root and not isinstance(root["readonly"], bool):
+        raise ConfigError("readonly must be true or false", where="root.readonly")
+    # (the JSON paths of the messages are made only for a bad value: this runs on every create)
+    for i, mount in enumerate(process.check_list(config.get("mounts"), "mounts")):
+        if not isinstance(mount, dict):
+            raise ConfigError(f"a mount must be an object, not {type(mount).__name__}", where=f"mounts[{i}]",
+                              hint='e.g. {"destination": "/proc", "type": "proc", "source": "proc"}')
+        if "destination" not in mount:
+            raise ConfigError("the mount has no destination", where=f"mounts[{i}].destination",
+                              why="config.md: destination is REQUIRED")
+        for key in ("destination", "type", "source"):
+            if key in mount and not process.plain_string(mount[key]):
+                process.check_string(mount[key], f"mounts[{i}].{key}")
+        options = mount.get("options")
+        if options is not None:
+            _check_strings(options, f"mounts[{i}].options")
+    linux = config.get("linux")
+    if linux is None:
+        return
+    if not isinstance(linux, dict):
+        raise ConfigError("linux must be an object", where="linux")
+    for i, ns in enumerate(process.check_list(linux.get("namespaces"), "linux.namespaces")):
+        if not isinstance(ns, dict):
+            raise ConfigError("a namespace must be an object", where=f"linux.namespaces[{i}]",
+                              hint='e.g. {"type": "pid"}')
+        process.check_string(ns.get("type"), f"linux.namespaces[{i}].type")
+        if ns.get("path") is not None:
+            process.check_string(ns["path"], f"linux.namespaces[{i}].path")
+    for key in ("uidMappings", "gidMappings"):
+        for i, mapping in enumerate(process.check_list(linux.get(key), f"linux.{key}")):
+            where = f"linux.{key}[{i}]"
+            if not isinstance(mapping, dict):
+                raise ConfigError("an id mapping must be an object", where=where,
+                                  hint='e.g. {"containerID": 0, "hostID": 100000, "size": 65536}')
+            for field in ("containerID", "hostID", "size"):
+                if field not in mapping:
+                    raise ConfigError(f"the mapping has no {field}", where=f"{where}.{field}",
+                                      why="config-linux.md: containerID, hostID and size are REQUIRED")
+                process.check_int(mapping[field], f"{where}.{field}", 1 if field == "size" else 0,
+                                  2 ** 32 - 1, "user_namespaces(7): ids and sizes are unsigned 32-bit numbers")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, path in enumerate(_check_strings(linux.get(key), f"linux.{key}")):
+            if not path.startswith("/"):
+                raise ConfigError(f"{path!r:.200} is not an absolute path", where=f"linux.{key}[{i}]",
+                                  why=f"config-linux.md: {key} are absolute paths in the container")
+    if linux.get("rootfsPropagation") is not None:
+        process.check_string(linux["rootfsPropagation"], "linux.rootfsPropagation")
+    sysctl = linux.get("sysctl")
+    if sysctl is not None:
+        if not isinstance(sysctl, dict):
+            raise ConfigError("sysctl must be an object of strings", where="linux.sysctl")
+        for key, value in sysctl.items():
+            process.check_string(value, f"linux.sysctl[{jsonio.dumps(key)}]")
+            if "/" in key or "" in key.split("."):
+                raise ConfigError(f"sysctl {key!r:.200} is not a sysctl name", where=f"linux.sysctl[{jsonio.dumps(key)}]",
+                                  why="a sysctl name is dot-separated words (net.ipv4.ip_forward)")
+    for i, device in enumerate(process.check_list(linux.get("devices"), "linux.devices")):
+        where = f"linux.devices[{i}]"
+        if not isinstance(device, dict):
+            raise ConfigError("a device must be an object", where=where,
+                              hint='e.g. {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}')
+        for key in ("path", "type"):
+            if key not in device:
+                raise ConfigError(f"the device has no {key}", where=f"{where}.{key}",
+                                  why="config-linux.md: path and type are REQUIRED")
+            process.check_string(device[key], f"{where}.{key}")
+        for key, high in (("major", 2 ** 12 - 1), ("minor", 2 ** 20 - 1), ("fileMode", 2 ** 32 - 1),
+                          ("uid", process.MAX_ID), ("gid", process.MAX_ID)):
+            if key in device:
+                process.check_int(device[key], f"{where}.{key}", 0, high,
+                                  "Linux device numbers are 12-bit major, 20-bit minor; modes and ids 32-bit")
+    offsets = linux.get("timeOffsets")
+    if offsets is not None:
+        if not isinstance(offsets, dict):
+            raise ConfigError("timeOffsets must be an object", where="linux.timeOffsets",
+                              hint='e.g. {"monotonic": {"secs": 3600}}')
+        for clock, value in offsets.items():
+            where = f"linux.timeOffsets[{jsonio.dumps(clock)}]"
+            if clock not in ("monotonic", "boottime"):
+                raise ConfigError(f"unknown clock {clock!r:.80}", where=where,
+                                  why="time_namespaces(7): only monotonic and boottime can be offset")
+            if not isinstance(value, dict):
+                raise ConfigError("a time offset must be an object", where=where)
+            process.check_int(value.get("secs", 0), f"{where}.secs", -2 ** 63, 2 ** 63 - 1,
+                              "seconds are a signed 64-bit number")
+            process.check_int(value.get("nanosecs", 0), f"{where}.nanosecs", 0, 999999999,
+                              "nanoseconds are less than one second")
+    for key in ("resources", "seccomp"):
+        if linux.get(key) is not None and not isinstance(linux[key], dict):
+            raise ConfigError(f"{key} must be an object", where=f"linux.{key}")
+    if linux.get("cgroupsPath") is not None:
+        process.check_string(linux["cgroupsPath"], "linux.cgroupsPath")
 
 
 #: config fields pyoci does not implement: refused rather than silently ignored (JSON path, why)
@@ -1124,6 +1297,9 @@ def run(bundle, args: list[str] | None = None, *, id: str | None = None, root: s
     fork server (``forkserver.py``), never by forking this process."""
     bundle_path = _bundle_path(bundle)
     root = os.path.abspath(os.fspath(root)) if root is not None else None
+    if args is not None and (not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args)):
+        raise ConfigError(f"args must be a list of strings, not {args!r:.80}", where="args",
+                          hint='e.g. run(bundle, ["echo", "hi"])')
     if isinstance(input, str):
         input = input.encode()
     if _threaded():
@@ -1146,15 +1322,22 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
 
     work = None
     config = load_config(bundle)
-    if args is not None or (config.get("process") or {}).get("terminal"):
+    proc = config.setdefault("process", {})
+    if not isinstance(proc, dict):
+        raise ConfigError("process must be an object", where="process",
+                          why="config.md: process is REQUIRED when start is called")
+    if args is not None or proc.get("terminal"):
         # a private bundle view: same rootfs, config with args replaced and no terminal (the
         # output is captured or inherited, never a pty: runc spec's default terminal: true
         # would otherwise need a console socket)
         if args is not None:
-            config.setdefault("process", {})["args"] = list(args)
-        config["process"]["terminal"] = False
-        rootfs = (config.get("root") or {}).get("path", "rootfs")
-        config["root"]["path"] = os.path.join(bundle, rootfs)
+            proc["args"] = list(args)
+        proc["terminal"] = False
+        rootfs = config.get("root")
+        if not isinstance(rootfs, dict) or not isinstance(rootfs.get("path"), str) or not rootfs["path"]:
+            raise ConfigError("root.path is missing", where="root.path",
+                              why="config.md (Linux): root is REQUIRED", hint='e.g. {"path": "rootfs"}')
+        rootfs["path"] = os.path.join(bundle, rootfs["path"])
         work = tempfile.mkdtemp(prefix="pyoci-run-")
         with open(os.path.join(work, "config.json"), "w") as f:
             f.write(jsonio.dumps(config))

@@ -13,25 +13,44 @@ from __future__ import annotations
 from pyoci_nb.errors import ConfigError, SetupError
 from pyoci_nb.runtime import jsonio
 
+#: the longest hook timeout subprocess can wait for (poll(2) takes milliseconds in a C int); a
+#: longer one means no timeout at all
+_LONGEST_TIMEOUT = (2 ** 31 - 1) // 1000
+
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 def check_hooks(config: dict) -> None:
-    """Refuse malformed hooks before anything is created."""
-    hooks = config.get("hooks") or {}
+    """Refuse malformed hooks before anything is created, naming the field."""
+    from pyoci_nb.runtime.process import check_list, check_string, is_int
+
+    hooks = config.get("hooks")
+    if hooks is None:
+        return
+    if not isinstance(hooks, dict):
+        raise ConfigError("hooks must be an object of hook lists", where="hooks",
+                          hint='e.g. {"createRuntime": [{"path": "/usr/bin/setup"}]}')
     for kind, entries in hooks.items():
         if kind not in HOOK_KINDS:
-            raise ConfigError(f"unknown hook kind {kind!r}", where=f"hooks.{kind}",
+            raise ConfigError(f"unknown hook kind {kind!r:.80}", where=f"hooks[{jsonio.dumps(kind)}]",
                               why="one of " + ", ".join(HOOK_KINDS))
-        for i, hook in enumerate(entries or []):
+        for i, hook in enumerate(check_list(entries, f"hooks.{kind}")):
+            where = f"hooks.{kind}[{i}]"
+            if not isinstance(hook, dict):
+                raise ConfigError("a hook must be an object", where=where, hint='e.g. {"path": "/usr/bin/true"}')
             path = hook.get("path")
             if not isinstance(path, str) or not path.startswith("/"):
-                raise ConfigError(f"hook path {path!r} is not absolute", where=f"hooks.{kind}[{i}].path",
+                raise ConfigError(f"hook path {path!r:.200} is not absolute", where=f"{where}.path",
                                   why="config.md: path MUST be an absolute path")
+            check_string(path, f"{where}.path")
+            for key in ("args", "env"):
+                for j, item in enumerate(check_list(hook.get(key), f"{where}.{key}")):
+                    check_string(item, f"{where}.{key}[{j}]")
             timeout = hook.get("timeout")
-            if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
-                raise ConfigError(f"hook timeout {timeout!r} must be a positive integer",
-                                  where=f"hooks.{kind}[{i}].timeout")
+            if timeout is not None and (not is_int(timeout) or timeout <= 0):
+                raise ConfigError(f"hook timeout {timeout!r:.80} must be a positive integer", where=f"{where}.timeout",
+                                  why="config.md: timeout is the number of seconds before aborting the hook, "
+                                      "and MUST be greater than zero")
 
 
 def run_hooks(config: dict, kind: str, state: dict) -> None:
@@ -50,10 +69,13 @@ def run_hooks(config: dict, kind: str, state: dict) -> None:
             key, _, value = entry.partition("=")
             env[key] = value
         where = f"hooks.{kind}[{i}]"
+        timeout = hook.get("timeout")
+        if timeout is not None and timeout > _LONGEST_TIMEOUT:
+            timeout = None  # poll(2) counts milliseconds in an int: 24 days is forever enough
         try:
             done = subprocess.run(args, executable=path, input=data, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=hook.get("timeout"), close_fds=True)
+                                  timeout=timeout, close_fds=True)
         except subprocess.TimeoutExpired:
             raise SetupError(f"{kind} hook {path!r} timed out", where=where,
                              why=f"it ran longer than its timeout of {hook['timeout']}s") from None

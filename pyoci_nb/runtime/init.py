@@ -25,8 +25,8 @@ this order:
 7. reports "ready"; opens the exec FIFO for writing, which blocks until ``start``
 8. ``startContainer`` hooks, seccomp (last), execve
 
-These processes talk to the runtime over a SOCK_SEQPACKET socket (``Channel``): one JSON message
-per packet, file descriptors in SCM_RIGHTS.  A failure becomes an ``error`` message carrying the
+These processes talk to the runtime over a SOCK_SEQPACKET socket (``Channel``): JSON messages of
+any size in chunks of packets, file descriptors in SCM_RIGHTS.  A failure becomes an ``error`` message carrying the
 step, so the runtime's last log line tells the whole story.  These functions never return.
 """
 
@@ -43,7 +43,17 @@ from pyoci_nb.runtime.syscalls import Step
 
 
 class Channel:
-    """One JSON object per SOCK_SEQPACKET packet, optionally with file descriptors."""
+    """JSON messages of any size over a SOCK_SEQPACKET socket, optionally with file descriptors.
+
+    A message is sent as one or more packets of at most ``CHUNK`` bytes (the kernel keeps
+    packets whole and in order; a packet must fit the socket buffer and the receiver's
+    buffer).  Each packet starts with one byte: ``+`` when more of the same message follows,
+    ``.`` on its last packet.  File descriptors (SCM_RIGHTS) travel with the first packet.
+    The exec trampoline (``trampoline.py``) writes one packet of its own when the program's
+    execve fails, ``X`` + errno: it arrives as ``{"type": "exec-failed", "errno": N}``."""
+
+    #: the most payload bytes in one packet (well below the default socket buffer)
+    CHUNK = 32768
 
     def __init__(self, sock: _socket.socket):
         self.sock = sock
@@ -57,28 +67,41 @@ class Channel:
     def send(self, message: dict, fds: list[int] | None = None) -> None:
         """Send one message (and fds with SCM_RIGHTS)."""
         data = jsonio.dumps(message).encode()
+        chunk = self.CHUNK
+        ancillary = []
         if fds:
             rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
-            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-        else:
-            self.sock.send(data)
+            ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)]
+        for start in range(0, max(len(data), 1), chunk):
+            end = start + chunk
+            self.sock.sendmsg([b"+" if end < len(data) else b".", data[start:end]], ancillary)
+            ancillary = []
 
     def receive(self) -> tuple[dict | None, list[int]]:
         """The next message and any fds; (None, []) when the other side has closed."""
-        data, ancillary, _, _ = self.sock.recvmsg(1 << 16, _socket.CMSG_LEN(4 * 4))
+        parts = []
         fds: list[int] = []
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                whole = len(payload) - len(payload) % 4
-                fds += memoryview(payload[:whole]).cast("i").tolist()
-        if not data:
-            for fd in fds:
-                os.close(fd)
-            return None, []
-        failed = trampoline.failure(data)
-        if failed is not None:
-            return {"type": "exec-failed", "errno": failed}, fds
-        return jsonio.loads(data), fds
+        while True:
+            data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            for level, kind, payload in ancillary:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    whole = len(payload) - len(payload) % 4
+                    fds += memoryview(payload[:whole]).cast("i").tolist()
+            if not data:  # closed (perhaps in the middle of a message: it is lost)
+                for fd in fds:
+                    os.close(fd)
+                return None, []
+            failed = trampoline.failure(data) if not parts else None
+            if failed is not None:  # the exec trampoline's report: its execve failed
+                return {"type": "exec-failed", "errno": failed}, fds
+            if flags & _socket.MSG_TRUNC or data[:1] not in (b"+", b"."):
+                for fd in fds:
+                    os.close(fd)
+                raise RuntimeError("protocol error: a packet that is not a message chunk "
+                                   f"({len(data)} bytes, starting {data[:16]!r})")
+            parts.append(data[1:])
+            if data[:1] == b".":
+                return jsonio.loads(b"".join(parts)), fds
 
     def expect(self, kind: str) -> dict:
         """The next message, which must be of type ``kind``; exits if the runtime is gone."""

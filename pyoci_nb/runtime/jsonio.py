@@ -30,8 +30,14 @@ class _Decoder:
 _scan = _json.make_scanner(_Decoder)
 
 
+class NestingError(ValueError):
+    """A document nested too deeply to be read (``json.loads`` raises ``RecursionError``)."""
+
+
 def loads(data: str | bytes | bytearray):
-    """``json.loads(data)``: the same value, or the same ``json.JSONDecodeError``."""
+    """``json.loads(data)``: the same value, or the same ``json.JSONDecodeError``; a document
+    nested too deeply for Python's recursion limit raises ``NestingError`` (a ValueError)
+    instead of json's ``RecursionError``."""
     if isinstance(data, (bytes, bytearray)):
         try:
             text = data.decode("utf-8")
@@ -47,13 +53,68 @@ def loads(data: str | bytes | bytearray):
             value, end = _scan(text, start)
         except StopIteration:
             value, end = None, -1
-        except ValueError:  # the accelerator's JSONDecodeError: json words it
+        except (ValueError, SystemError):
+            # the accelerator's JSONDecodeError: json words it.  SystemError: Python 3.11's
+            # accelerator cannot make a JSONDecodeError before json.decoder is imported
             end = -1
+        except RecursionError:
+            raise NestingError("arrays and objects are nested too deeply to be read "
+                               f"(more than about {_recursion_limit()} levels)") from None
         if end >= 0 and not text[end:].strip(_WHITESPACE):
             return value
     import json
 
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise NestingError("arrays and objects are nested too deeply to be read "
+                           f"(more than about {_recursion_limit()} levels)") from None
+
+
+def _recursion_limit() -> int:
+    import sys
+
+    return sys.getrecursionlimit()
+
+
+def deeper_than(value, limit: int) -> str | None:
+    """The JSON path (``a.b[2]...``) of the first array or object of ``value`` nested more
+    than ``limit`` levels deep, or None.  Iterative: any depth is walked without recursion."""
+    stack = [(value, 1, None)]  # (node, its depth, (parent entry, key) for the path)
+    while stack:
+        node, depth, link = stack.pop()
+        if depth > limit:
+            keys = []
+            while link is not None:
+                link, key = link
+                keys.append(key)
+            return _json_path(reversed(keys))
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            continue
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1, (link, key)))
+    return None
+
+
+def _json_path(keys) -> str:
+    """``a.b[2]["c d"]``; a long path keeps its first and last steps around "...". """
+    keys = list(keys)
+    if len(keys) > 12:
+        return _json_path(keys[:6]) + "..." + _json_path(keys[-4:]).lstrip(".")
+    path = ""
+    for key in keys:
+        if isinstance(key, int):
+            path += f"[{key}]"
+        elif key.isidentifier():
+            path += f".{key}" if path else key
+        else:
+            path += f"[{dumps(key)}]"
+    return path
 
 
 def _refuse(value):

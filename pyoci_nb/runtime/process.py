@@ -27,44 +27,144 @@ _RLIMITS = {
 }
 
 
+#: the largest id setresuid/setresgid/setgroups take: (uid_t)-1 = 2**32-1 means "unchanged"
+MAX_ID = 2 ** 32 - 2
+#: rlim_t is an unsigned 64-bit number (2**64-1 is RLIM_INFINITY)
+MAX_RLIMIT = 2 ** 64 - 1
+
+
+def is_int(value) -> bool:
+    """An integer, and not a boolean (JSON true/false load as bool, a subclass of int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(value, where: str, low: int, high: int, why: str) -> None:
+    """ConfigError unless ``value`` is an integer (not a boolean) from ``low`` to ``high``."""
+    if not is_int(value) or not low <= value <= high:
+        raise ConfigError(f"{value!r:.80} is not an integer from {low} to {high}", where=where, why=why)
+
+
+def check_string(value, where: str, what: str = "a string") -> None:
+    """ConfigError unless ``value`` is a string without NUL characters."""
+    if not isinstance(value, str):
+        raise ConfigError(f"must be {what}, not {type(value).__name__}", where=where)
+    if "\0" in value:
+        raise ConfigError("contains a NUL character", where=where,
+                          why="the kernel takes C strings: a NUL would silently cut the value short")
+
+
+def _check_bool(process: dict, key: str, where: str) -> None:
+    if key in process and not isinstance(process[key], bool):
+        raise ConfigError(f"{key} must be true or false, not {process[key]!r:.80}", where=f"{where}.{key}")
+
+
+def plain_string(value) -> bool:
+    """A string without NUL characters (the fast test; ``check_string`` words the error)."""
+    return isinstance(value, str) and "\0" not in value
+
+
+def check_list(value, where: str) -> list:
+    """``value`` if it is a list, [] for None (absent), else ConfigError."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"must be an array, not {type(value).__name__}", where=where)
+    return value
+
+
 def check_process(process: dict, where: str = "process") -> None:
-    """Refuse a ``process`` object the runtime cannot apply, naming the offending field."""
+    """Refuse a ``process`` object the runtime cannot apply, naming the offending field: every
+    value the container's init uses has the type and range its system call takes."""
     if not isinstance(process, dict):
-        raise ConfigError("process must be an object", where=where)
+        raise ConfigError("process must be an object", where=where,
+                          why="config.md: process is REQUIRED when start is called")
     args = process.get("args")
     if not args or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError("args must be a non-empty list of strings", where=f"{where}.args",
                           why="config.md: args is REQUIRED when start is called",
                           hint='e.g. "args": ["sh"]')
+    for i, arg in enumerate(args):
+        if "\0" in arg:
+            check_string(arg, f"{where}.args[{i}]")
     cwd = process.get("cwd")
     if not isinstance(cwd, str) or not cwd.startswith("/"):
-        raise ConfigError(f"cwd {cwd!r} is not an absolute path", where=f"{where}.cwd",
+        raise ConfigError(f"cwd {cwd!r:.200} is not an absolute path", where=f"{where}.cwd",
                           why="config.md: cwd MUST be an absolute path")
-    for i, entry in enumerate(process.get("env") or []):
+    check_string(cwd, f"{where}.cwd")
+    for i, entry in enumerate(check_list(process.get("env"), f"{where}.env")):
         if not isinstance(entry, str) or "=" not in entry:
-            raise ConfigError(f"env entry {entry!r} is not KEY=VALUE", where=f"{where}.env[{i}]")
-    user = process.get("user") or {}
-    for key in ("uid", "gid"):
-        if not isinstance(user.get(key, 0), int) or user.get(key, 0) < 0:
-            raise ConfigError(f"{key} must be a non-negative integer", where=f"{where}.user.{key}")
+            raise ConfigError(f"env entry {entry!r:.200} is not KEY=VALUE", where=f"{where}.env[{i}]")
+        if "\0" in entry:
+            check_string(entry, f"{where}.env[{i}]")
+    for key in ("terminal", "noNewPrivileges"):
+        _check_bool(process, key, where)
+    size = process.get("consoleSize")
+    if size is not None:
+        if not isinstance(size, dict):
+            raise ConfigError("consoleSize must be an object", where=f"{where}.consoleSize",
+                              hint='e.g. {"height": 24, "width": 80}')
+        for key in ("height", "width"):
+            if key in size:  # used only with a terminal: then it must fit struct winsize
+                check_int(size[key], f"{where}.consoleSize.{key}", 0, 65535 if process.get("terminal") else MAX_RLIMIT,
+                          "a terminal's size is an unsigned 16-bit number (struct winsize)")
+    _check_user(process.get("user"), f"{where}.user")
+    if "oomScoreAdj" in process:
+        check_int(process["oomScoreAdj"], f"{where}.oomScoreAdj", -1000, 1000,
+                  "proc(5): oom_score_adj ranges from -1000 to 1000")
+    caps = process.get("capabilities")
+    if caps is not None and not isinstance(caps, dict):
+        raise ConfigError("capabilities must be an object of capability sets", where=f"{where}.capabilities",
+                          hint='e.g. {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}')
     for set_name in CAPABILITY_SETS:
-        for i, name in enumerate((process.get("capabilities") or {}).get(set_name) or []):
-            if name not in ALL_CAPABILITIES:
-                raise ConfigError(f"unknown capability {name!r}", where=f"{where}.capabilities.{set_name}[{i}]",
+        names = (caps or {}).get(set_name)
+        if names is not None and not isinstance(names, list):
+            check_list(names, f"{where}.capabilities.{set_name}")
+        for i, name in enumerate(names or ()):
+            if not isinstance(name, str) or name not in ALL_CAPABILITIES:
+                raise ConfigError(f"unknown capability {name!r:.80}", where=f"{where}.capabilities.{set_name}[{i}]",
                                   why="capability names are those of capabilities(7), e.g. CAP_NET_ADMIN")
     seen = set()
-    for i, rlimit in enumerate(process.get("rlimits") or []):
+    for i, rlimit in enumerate(check_list(process.get("rlimits"), f"{where}.rlimits")):
+        if not isinstance(rlimit, dict):
+            raise ConfigError("an rlimit must be an object", where=f"{where}.rlimits[{i}]",
+                              hint='e.g. {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}')
         kind = rlimit.get("type")
-        if kind not in _RLIMITS:
-            raise ConfigError(f"unknown rlimit {kind!r}", where=f"{where}.rlimits[{i}].type",
+        if not isinstance(kind, str) or kind not in _RLIMITS:
+            raise ConfigError(f"unknown rlimit {kind!r:.80}", where=f"{where}.rlimits[{i}].type",
                               why="one of " + ", ".join(_RLIMITS))
         if kind in seen:
             raise ConfigError(f"rlimit {kind} given twice", where=f"{where}.rlimits[{i}]",
                               why="config.md: the runtime MUST generate an error for duplicate types")
         seen.add(kind)
-        if rlimit.get("soft", 0) > rlimit.get("hard", 0):
-            raise ConfigError(f"soft limit {rlimit.get('soft')} exceeds hard limit {rlimit.get('hard')}",
-                              where=f"{where}.rlimits[{i}]")
+        for key in ("soft", "hard"):
+            if key not in rlimit:
+                raise ConfigError(f"rlimit {kind} has no {key} limit", where=f"{where}.rlimits[{i}].{key}",
+                                  why="config.md: soft and hard are REQUIRED")
+            check_int(rlimit[key], f"{where}.rlimits[{i}].{key}", 0, MAX_RLIMIT,
+                      f"a limit is an unsigned 64-bit number ({MAX_RLIMIT} is unlimited)")
+        if rlimit["soft"] > rlimit["hard"]:
+            raise ConfigError(f"soft limit {rlimit['soft']} exceeds hard limit {rlimit['hard']}",
+                              where=f"{where}.rlimits[{i}]", why="setrlimit(2) refuses a soft limit above the hard one")
+
+
+def _check_user(user, where: str) -> None:
+    if user is None:
+        return
+    if not isinstance(user, dict):
+        raise ConfigError("user must be an object", where=where, hint='e.g. {"uid": 0, "gid": 0}')
+    for key in ("uid", "gid"):
+        if key in user:
+            check_int(user[key], f"{where}.{key}", 0, MAX_ID,
+                      "ids are unsigned 32-bit numbers, and 4294967295 ((uid_t)-1) means 'unchanged'")
+    if "umask" in user:
+        check_int(user["umask"], f"{where}.umask", 0, 2 ** 32 - 1, "a umask is an unsigned 32-bit number")
+    gids = check_list(user.get("additionalGids"), f"{where}.additionalGids")
+    if len(gids) > 65536:
+        raise ConfigError(f"{len(gids)} additional gids", where=f"{where}.additionalGids",
+                          why="setgroups(2) takes at most NGROUPS_MAX (65536) groups")
+    for i, gid in enumerate(gids):
+        check_int(gid, f"{where}.additionalGids[{i}]", 0, MAX_ID,
+                  "ids are unsigned 32-bit numbers, and 4294967295 ((gid_t)-1) is not a group")
 
 
 def env_dict(process: dict) -> dict[str, str]:
@@ -107,7 +207,9 @@ def set_rlimits(process: dict) -> None:
         wanted = (rlimit["soft"], rlimit["hard"])
         with Step(f"setting rlimit {rlimit['type']} to soft {wanted[0]}, hard {wanted[1]}"):
             try:
-                resource.setrlimit(number, wanted)
+                # rlim_t is unsigned 64-bit, Python's setrlimit takes a signed long long:
+                # 2**63 .. 2**64-1 (RLIM_INFINITY) pass as the negative numbers of the same bits
+                resource.setrlimit(number, tuple(v - 2 ** 64 if v >= 2 ** 63 else v for v in wanted))
             except ValueError:  # Python's word for EPERM here
                 current = resource.getrlimit(number)[1]
                 raise OSError(1, "setrlimit: EPERM (raising the hard limit above the current "
@@ -159,7 +261,7 @@ def set_user_and_capabilities(process: dict, setgroups_allowed: bool = True) -> 
                         if exc.errno != 1:
                             raise
     if "umask" in user:
-        os.umask(user["umask"])
+        os.umask(user["umask"] & 0o777)  # umask(2) keeps the permission bits of any number
 
 
 def set_no_new_privileges(process: dict) -> None:

@@ -225,7 +225,7 @@ def rule_problems(config: dict, for_start: bool = False) -> list[Problem]:
     out = _Collector()
     linux = _dict(config.get("linux"))
     namespaces = [ns for ns in _list(linux.get("namespaces")) if isinstance(ns, dict)]
-    namespace_types = [ns.get("type") for ns in namespaces]
+    namespace_types = [ns.get("type") for ns in namespaces if isinstance(ns.get("type"), str)]
     new_or_joined = set(namespace_types)
 
     version = config.get("ociVersion")
