@@ -191,6 +191,14 @@ def _sealed_memfd(data: bytes) -> int:
     try:
         fd = os.memfd_create("pyoci-exec", flags | _MFD_EXEC)
     except OSError as exc:
+        if exc.errno == 13:  # EACCES: vm.memfd_noexec=2 forbids executable memfds
+            from pyoci_nb.errors import SetupError
+
+            raise SetupError("cannot create the exec trampoline", where="vm.memfd_noexec",
+                             why="this host forbids executable memfds (vm.memfd_noexec = 2), and pyoci "
+                                 "execs every container's program through a sealed memfd so that the "
+                                 "host's interpreter is never reachable from inside (CVE-2019-5736)",
+                             hint="set the sysctl vm.memfd_noexec to 0 or 1") from None
         if exc.errno != 22:  # EINVAL: a kernel before 6.3, where every memfd may be executed
             raise
         fd = os.memfd_create("pyoci-exec", flags)

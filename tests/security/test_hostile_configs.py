@@ -455,8 +455,9 @@ def make_safe(config, rootfs: str):
         if isinstance(options, list):
             mount["options"] = [o for o in options if o not in ("bind", "rbind")]
         kind = mount.get("type")
-        if kind in ("bind", "rbind", "none", "overlay") or (kind in _FILESYSTEMS and kind not in _SAFE_FILESYSTEMS) \
-                or (isinstance(kind, str) and "bind" in kind) or ("type" not in mount and isinstance(options, list)):
+        if isinstance(kind, str) and (kind in ("none", "overlay") or "bind" in kind
+                                      or (kind in _FILESYSTEMS and kind not in _SAFE_FILESYSTEMS)) \
+                or ("type" not in mount and isinstance(options, list)):
             mount["type"] = "tmpfs"
         destination = mount.get("destination")
         if isinstance(destination, str) and ("\0" not in destination) and \
@@ -496,8 +497,11 @@ HOSTILE_VALUES = st.one_of(
 
 
 def _paths(node, prefix=()):
-    """Every (path of keys) to a value inside ``node``."""
+    """Every (path of keys) to a value inside ``node``, at most 24 levels down (``DEEP`` may
+    already sit somewhere in it)."""
     yield prefix
+    if len(prefix) >= 24:
+        return
     if isinstance(node, dict):
         for key, value in node.items():
             yield from _paths(value, prefix + (key,))
@@ -511,8 +515,10 @@ def _mutate(config: dict, data) -> dict:
     paths = [p for p in _paths(config) if p]
     path = data.draw(st.sampled_from(paths), label="where")
     parent = config
-    for key in path[:-1]:
-        parent = parent[key]
+    for key in path[:-1]:  # copy the containers on the way: values like DEEP are shared
+        child = parent[key]
+        parent[key] = child = dict(child) if isinstance(child, dict) else list(child)
+        parent = child
     action = data.draw(st.sampled_from(["replace", "replace", "delete", "add"]), label="action")
     if action == "delete":
         del parent[path[-1]]
