@@ -114,12 +114,17 @@ def libc():
     return _libc
 
 
+_numbers: dict[str, int] | None = None
+
+
 def _syscall_number(name: str) -> int:
-    machine = os.uname().machine
+    global _numbers
+    if _numbers is None:
+        _numbers = _SYSCALLS.get(os.uname().machine, {})
     try:
-        return _SYSCALLS[machine][name]
+        return _numbers[name]
     except KeyError:
-        raise OSError(38, f"{name}: no syscall number known for {machine}") from None
+        raise OSError(38, f"{name}: no syscall number known for {os.uname().machine}") from None
 
 
 def _check(result: int, what: str, path: str | None = None) -> int:
