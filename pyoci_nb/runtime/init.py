@@ -82,7 +82,13 @@ class Channel:
         parts = []
         fds: list[int] = []
         while True:
-            data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            try:
+                data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            except ConnectionResetError:
+                # the other side exited with a message of ours unread (init failing before it
+                # read ``cgroup-joined``): the kernel says so once, before the messages it sent
+                # before it closed -- its error report among them -- which are still queued
+                continue
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                     whole = len(payload) - len(payload) % 4
