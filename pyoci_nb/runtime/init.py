@@ -154,6 +154,11 @@ class InitContext:
         self.cgroups: mounts.CgroupView | None = fields.get("cgroups")
         #: has the runtime said that init is in the container's cgroup?
         self.cgroup_joined = False
+        #: without a mount namespace of the container's own: the fd of the rootfs bind the
+        #: runtime made in its mount namespace (``mounts.RootfsBind``)
+        self.rootfs_fd: int | None = fields.get("rootfs_fd")
+        #: {index in ``mounts``: detached id-mapped bind} (``mounts.prepare_idmapped_mounts``)
+        self.idmapped: dict[int, int] = fields.get("idmapped") or {}
 
     def await_cgroup(self, channel: "Channel") -> None:
         """Wait until the runtime has moved init into the container's cgroup (once)."""
@@ -269,16 +274,24 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         proc = config["process"]
         linux = config.get("linux") or {}
         in_userns = bool(ctx.new_namespaces & sc.CLONE_NEWUSER) or "user" in ctx.joined
-        new_mount_ns = bool(ctx.new_namespaces & sc.CLONE_NEWNS)
+        # a mount namespace of its own, new or joined (config-linux.md: the container MUST be
+        # placed in the one at ``path``, which gets the whole rootfs set-up); else the
+        # runtime's, below the rootfs bind it made
+        own_mount_ns = bool(ctx.new_namespaces & sc.CLONE_NEWNS) or "mount" in ctx.joined
+        if not own_mount_ns and ctx.rootfs_fd is None:  # never mount on the host's "/" itself
+            raise RuntimeError("no mount namespace of the container's own and no rootfs bind")
         if ctx.new_namespaces & sc.CLONE_NEWCGROUP:
             # the new cgroup namespace is rooted at the cgroup init is in when it unshares
             ctx.await_cgroup(channel)
             with Step("creating the cgroup namespace"):
                 sc.unshare(sc.CLONE_NEWCGROUP)
-        if new_mount_ns:
-            mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
-                                  cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined,
-                                  cgroups=ctx.cgroups)
+        mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
+                              cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined,
+                              cgroups=ctx.cgroups, bound_rootfs=None if own_mount_ns else ctx.rootfs_fd,
+                              idmapped=ctx.idmapped)
+        for fd in ctx.idmapped.values():
+            os.close(fd)
+        ctx.idmapped = {}
         seccomp_config = linux.get("seccomp")
         seccomp_filter = ctx.seccomp_filter
         state = None
@@ -289,12 +302,12 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             channel.send({"type": "hooks"})
             state = channel.expect("hooks-done")["state"]
             hooks.run_hooks(config, "createContainer", state)
-        if new_mount_ns or "mount" in ctx.joined:
+        if own_mount_ns:
             mounts.pivot_root(ctx.rootfs, ctx.no_pivot)
         else:
-            with Step(f"changing root to {ctx.rootfs!r}"):
-                os.chroot(ctx.rootfs)
-                os.chdir("/")
+            mounts.chroot_into(ctx.rootfs_fd, ctx.rootfs)
+            os.close(ctx.rootfs_fd)
+            ctx.rootfs_fd = None
         pty_slave = None
         if proc.get("terminal"):
             with Step("setting up the terminal"):
@@ -447,8 +460,18 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
         preload_modules({"process": proc})
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")
+        root = None
+        if "mount" not in kinds:  # the container shares our mount namespace: its root is a chroot
+            with Step(f"opening the root directory of pid {pid}"):
+                root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         with Step(f"joining the namespaces of pid {pid}"):
             namespaces.join_process(pid, kinds)
+        if root is not None:
+            with Step("changing root to the container's"):
+                os.fchdir(root)
+                os.chroot(".")
+                os.chdir("/")
+                os.close(root)
         child = os.fork()
         if child == 0:
             try:
