@@ -17,8 +17,11 @@ hooks, reporting ``ready``), so the cgroup migration overlaps with the mounts.  
 this order:
 
 1. prepares the rootfs (propagation, rootfs bind, ``mounts``, /dev) -- ``mounts.prepare_rootfs``
+   -- in its mount namespace, new or joined by path; without one, below the rootfs bind the
+   runtime made in its own (``mounts.RootfsBind``)
 2. asks the runtime to run ``prestart``/``createRuntime`` hooks, then runs ``createContainer``
-3. pivot_root (or chroot with ``--no-pivot``); terminal (pty, /dev/console, console socket)
+3. pivot_root (or, with ``--no-pivot`` or without a mount namespace of its own, chroot);
+   terminal (pty, /dev/console, console socket)
 4. masked and read-only paths, rootfs propagation, read-only root
 5. hostname, domainname, sysctl, oomScoreAdj, rlimits, session keyring
 6. user, groups, capabilities, no_new_privs, cwd, resolves args[0]
