@@ -1183,7 +1183,9 @@ def prepare_idmapped_mounts(config: dict, bundle: str, joined: dict[str, str]) -
                 try:
                     source_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
                 except OSError as exc:
-                    raise OSError(exc.errno, f"stat: {sc.errno_text(exc.errno)}", source) from None
+                    raise ConfigError(f"cannot open the source {source!r} of an id-mapped mount",
+                                      where=f"{where}.source", why=sc.errno_text(exc.errno),
+                                      hint="the source is a host path (relative: to the bundle)") from None
                 try:
                     trees[i] = sc.open_tree(source_fd, "", sc.OPEN_TREE_CLONE | (sc.AT_RECURSIVE if recursive else 0))
                 finally:

@@ -268,10 +268,12 @@ def test_ridmap_maps_the_submounts_too(box, tree_with_submount, option, inner):
     ({"type": "bind", "options": ["rbind"],
       "uidMappings": [{"containerID": 0, "hostID": 1, "size": 10}, {"containerID": 5, "hostID": 100, "size": 10}]},
      ["mounts[", ".uidMappings", "overlap"]),
+    ({"type": "bind", "options": ["rbind"], "source": "/nonexistent-pyoci-volume"}, ["mounts[", ".source", "ENOENT"]),
 ])
 def test_bad_idmapped_mounts_are_refused(box, owned_tree, mount, words):
     """A non-bind id-mapped mount, one mapping without the other, ``idmap`` with neither and
-    no user namespace, overlapping ranges: a clear error naming the mount, nothing left."""
+    no user namespace, overlapping ranges, a missing source: a clear error naming the mount's
+    field, nothing left."""
     maps = [{"containerID": 0, "hostID": 5000, "size": 65536}]
     entry = {"destination": "/data", "source": str(owned_tree), "uidMappings": maps, "gidMappings": maps}
     entry.update(mount)
