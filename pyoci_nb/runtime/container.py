@@ -127,6 +127,8 @@ def preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> di
 
 
 def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> dict:
+    from pyoci_nb.runtime import mounts
+
     if not isinstance(config.get("ociVersion"), str):
         raise ConfigError("ociVersion is missing", where="ociVersion",
                           why="config.md: ociVersion is REQUIRED", hint='e.g. "1.0.2"')
@@ -141,10 +143,14 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
     joined, flags = namespaces.parse(config)
     kinds = set(joined) | {k for k, (flag, _) in namespaces.NAMESPACES.items() if flags & flag}
     linux = config.get("linux") or {}
-    if "mount" not in kinds:
-        raise ConfigError("the container needs a mount namespace", where="linux.namespaces",
-                          why="pyoci sets up the root filesystem in a mount namespace of the container's own",
-                          hint='add {"type": "mount"}')
+    if "mount" not in kinds and "user" in kinds:
+        # (without a mount namespace the container's mounts are made in the runtime's, below
+        # a bind of the rootfs: mounts.RootfsBind)
+        raise ConfigError("a user namespace needs a mount namespace of the container's own", where="linux.namespaces",
+                          why="without a mount namespace the container's mounts are made in the runtime's, "
+                              "which a process in another user namespace has no right to mount in",
+                          hint='add {"type": "mount"} to linux.namespaces')
+    mounts.check_idmapped_mounts(config, kinds, rootless=os.geteuid() != 0)
     for key in ("hostname", "domainname"):
         if config.get(key) and "uts" not in kinds:
             raise ConfigError(f"cannot set {key} without a UTS namespace", where=key,
@@ -238,6 +244,9 @@ def _check_shapes(config: dict) -> None:
         options = mount.get("options")
         if options is not None:
             _check_strings(options, f"mounts[{i}].options")
+        for key in ("uidMappings", "gidMappings"):
+            if key in mount:
+                _check_id_mappings(mount[key], f"mounts[{i}].{key}")
     linux = config.get("linux")
     if linux is None:
         return
@@ -251,17 +260,7 @@ def _check_shapes(config: dict) -> None:
         if ns.get("path") is not None:
             process.check_string(ns["path"], f"linux.namespaces[{i}].path")
     for key in ("uidMappings", "gidMappings"):
-        for i, mapping in enumerate(process.check_list(linux.get(key), f"linux.{key}")):
-            where = f"linux.{key}[{i}]"
-            if not isinstance(mapping, dict):
-                raise ConfigError("an id mapping must be an object", where=where,
-                                  hint='e.g. {"containerID": 0, "hostID": 100000, "size": 65536}')
-            for field in ("containerID", "hostID", "size"):
-                if field not in mapping:
-                    raise ConfigError(f"the mapping has no {field}", where=f"{where}.{field}",
-                                      why="config-linux.md: containerID, hostID and size are REQUIRED")
-                process.check_int(mapping[field], f"{where}.{field}", 1 if field == "size" else 0,
-                                  2 ** 32 - 1, "user_namespaces(7): ids and sizes are unsigned 32-bit numbers")
+        _check_id_mappings(linux.get(key), f"linux.{key}")
     for key in ("maskedPaths", "readonlyPaths"):
         for i, path in enumerate(_check_strings(linux.get(key), f"linux.{key}")):
             if not path.startswith("/"):
@@ -316,6 +315,22 @@ def _check_shapes(config: dict) -> None:
         process.check_string(linux["cgroupsPath"], "linux.cgroupsPath")
 
 
+def _check_id_mappings(mappings, where: str) -> None:
+    """An array of id mappings (config-linux.md "User namespace mappings", also the mappings of
+    id-mapped mounts): objects of three unsigned 32-bit numbers, ranges within 32 bits."""
+    for i, mapping in enumerate(process.check_list(mappings, where)):
+        item = f"{where}[{i}]"
+        if not isinstance(mapping, dict):
+            raise ConfigError("an id mapping must be an object", where=item,
+                              hint='e.g. {"containerID": 0, "hostID": 100000, "size": 65536}')
+        for field in ("containerID", "hostID", "size"):
+            if field not in mapping:
+                raise ConfigError(f"the mapping has no {field}", where=f"{item}.{field}",
+                                  why="config-linux.md: containerID, hostID and size are REQUIRED")
+            process.check_int(mapping[field], f"{item}.{field}", 1 if field == "size" else 0,
+                              2 ** 32 - 1, "user_namespaces(7): ids and sizes are unsigned 32-bit numbers")
+
+
 #: config fields pyoci does not implement: refused rather than silently ignored (JSON path, why)
 _UNSUPPORTED = (
     ("linux.netDevices", "moving network devices into the container's network namespace is not implemented"),
@@ -340,11 +355,6 @@ def _refuse_unsupported(config: dict) -> None:
         if (config.get(section) or {}).get(key):
             raise UnsupportedError(f"{key} is not supported by pyoci", where=path, why=why,
                                    hint=f"remove {path} from config.json (`pyoci features` lists what pyoci implements)")
-    for i, mount in enumerate(config.get("mounts") or []):
-        if isinstance(mount, dict) and (mount.get("uidMappings") or mount.get("gidMappings")):
-            raise UnsupportedError("id-mapped mounts are not supported by pyoci", where=f"mounts[{i}].uidMappings",
-                                   why="mount_setattr(MOUNT_ATTR_IDMAP) is not implemented",
-                                   hint="remove uidMappings/gidMappings from the mount")
 
 
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
@@ -654,6 +664,8 @@ class Container(ReprMixin):
         fds_to_close: list[int] = []
         closers = []
         hook_failed = False
+        rootfs_bind = None
+        idmapped: dict[int, int] = {}
         try:
             state_dir.write(record)
             state_dir.make_fifo()
@@ -666,6 +678,16 @@ class Container(ReprMixin):
             state_dir.write(record)
             fifo_fd = state_dir.open_fifo(os.O_PATH)
             fds_to_close.append(fifo_fd)
+            idmapped = mounts.prepare_idmapped_mounts(config, bundle, facts["joined"])
+            fds_to_close += idmapped.values()
+            if "mount" not in facts["kinds"]:
+                # the container's mounts go below a bind of the rootfs in our mount namespace;
+                # saved before it is attached, so that `delete` finds it whatever happens next
+                rootfs_bind = mounts.RootfsBind(facts["rootfs"], (config.get("linux") or {}).get("rootfsPropagation"))
+                closers.append(rootfs_bind)
+                record["rootfsMount"] = rootfs_bind.saved()
+                state_dir.write(record)
+                rootfs_bind.attach()
             console_fd, parent, child = _channels(console_socket, console_fd, closers)
             ctx = InitContext(config=config, bundle=bundle, rootfs=facts["rootfs"],
                               joined=facts["joined"], new_namespaces=facts["flags"],
@@ -674,7 +696,8 @@ class Container(ReprMixin):
                               container_id=self.id, stdio=stdio,
                               close_fds=[state_dir.lock_fd, state_dir.dir_fd],
                               cgroups=mounts.CgroupView(cgroup.directories(),
-                                                        _cgroup_hierarchies(config, facts)))
+                                                        _cgroup_hierarchies(config, facts)),
+                              rootfs_fd=rootfs_bind.fd if rootfs_bind else None, idmapped=idmapped)
             if direct:
                 new_pid_ns = bool(facts["flags"] & sc.CLONE_NEWPID)
                 init_pid = namespaces.fork_into_new_pid_namespace() if new_pid_ns else os.fork()
@@ -785,12 +808,25 @@ class Container(ReprMixin):
             _wait_gone(init_pid, record.get("initStartTime"))
         if hook_failed:
             hooks.run_poststop(config, public_state(record, "stopped"))
+        self._remove_rootfs_bind(record)
         if cgroup is not None:
             try:
                 cgroup.destroy()
             except Exception as exc:
                 log.warning(f"removing the cgroup of failed container {self.id!r}: {exc}")
         self._dir.remove()
+
+    def _remove_rootfs_bind(self, record: dict) -> None:
+        """A container without a mount namespace of its own: unmount the rootfs bind create
+        made in the runtime's mount namespace, with everything mounted below it."""
+        saved = record.get("rootfsMount")
+        if isinstance(saved, dict):
+            from pyoci_nb.runtime import mounts
+
+            try:
+                mounts.remove_rootfs_bind(saved)
+            except Exception as exc:
+                log.warning(f"container {self.id!r}: {exc}")
 
     # --- start -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -949,6 +985,7 @@ class Container(ReprMixin):
                 except Exception as exc:  # a corrupt record: still remove the rest
                     log.warning(f"the saved cgroup of container {self.id!r} is unusable: {exc}")
             self._kill_everything(record, manager)
+            self._remove_rootfs_bind(record)
             if record.get("status") != "creating":
                 hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
             if manager is not None:

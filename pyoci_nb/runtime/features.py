@@ -46,12 +46,23 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
+            # id-mapped mounts (mounts.prepare_idmapped_mounts): mount_setattr(2), Linux 5.12
+            "mountExtensions": {"idmap": {"enabled": _have_mount_setattr()}},
         },
         "annotations": {
             "io.github.pyoci.version": __version__,
             **({"io.github.seccomp.libseccomp.version": libseccomp_version} if libseccomp_version else {}),
         },
     }
+
+
+def _have_mount_setattr() -> bool:
+    """Does the kernel have mount_setattr(2) (Linux 5.12)?"""
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (5, 12)
+    except (ValueError, IndexError):
+        return False
 
 
 def features_command(args) -> int:

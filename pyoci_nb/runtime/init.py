@@ -17,8 +17,11 @@ hooks, reporting ``ready``), so the cgroup migration overlaps with the mounts.  
 this order:
 
 1. prepares the rootfs (propagation, rootfs bind, ``mounts``, /dev) -- ``mounts.prepare_rootfs``
+   -- in its mount namespace, new or joined by path; without one, below the rootfs bind the
+   runtime made in its own (``mounts.RootfsBind``)
 2. asks the runtime to run ``prestart``/``createRuntime`` hooks, then runs ``createContainer``
-3. pivot_root (or chroot with ``--no-pivot``); terminal (pty, /dev/console, console socket)
+3. pivot_root (or, with ``--no-pivot`` or without a mount namespace of its own, chroot);
+   terminal (pty, /dev/console, console socket)
 4. masked and read-only paths, rootfs propagation, read-only root
 5. hostname, domainname, sysctl, oomScoreAdj, rlimits, session keyring
 6. user, groups, capabilities, no_new_privs, cwd, resolves args[0]
@@ -82,7 +85,13 @@ class Channel:
         parts = []
         fds: list[int] = []
         while True:
-            data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            try:
+                data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            except ConnectionResetError:
+                # the other side exited with a message of ours unread (init failing before it
+                # read ``cgroup-joined``): the kernel says so once, before the messages it sent
+                # before it closed -- its error report among them -- which are still queued
+                continue
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                     whole = len(payload) - len(payload) % 4
@@ -148,6 +157,11 @@ class InitContext:
         self.cgroups: mounts.CgroupView | None = fields.get("cgroups")
         #: has the runtime said that init is in the container's cgroup?
         self.cgroup_joined = False
+        #: without a mount namespace of the container's own: the fd of the rootfs bind the
+        #: runtime made in its mount namespace (``mounts.RootfsBind``)
+        self.rootfs_fd: int | None = fields.get("rootfs_fd")
+        #: {index in ``mounts``: detached id-mapped bind} (``mounts.prepare_idmapped_mounts``)
+        self.idmapped: dict[int, int] = fields.get("idmapped") or {}
 
     def await_cgroup(self, channel: "Channel") -> None:
         """Wait until the runtime has moved init into the container's cgroup (once)."""
@@ -263,16 +277,24 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         proc = config["process"]
         linux = config.get("linux") or {}
         in_userns = bool(ctx.new_namespaces & sc.CLONE_NEWUSER) or "user" in ctx.joined
-        new_mount_ns = bool(ctx.new_namespaces & sc.CLONE_NEWNS)
+        # a mount namespace of its own, new or joined (config-linux.md: the container MUST be
+        # placed in the one at ``path``, which gets the whole rootfs set-up); else the
+        # runtime's, below the rootfs bind it made
+        own_mount_ns = bool(ctx.new_namespaces & sc.CLONE_NEWNS) or "mount" in ctx.joined
+        if not own_mount_ns and ctx.rootfs_fd is None:  # never mount on the host's "/" itself
+            raise RuntimeError("no mount namespace of the container's own and no rootfs bind")
         if ctx.new_namespaces & sc.CLONE_NEWCGROUP:
             # the new cgroup namespace is rooted at the cgroup init is in when it unshares
             ctx.await_cgroup(channel)
             with Step("creating the cgroup namespace"):
                 sc.unshare(sc.CLONE_NEWCGROUP)
-        if new_mount_ns:
-            mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
-                                  cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined,
-                                  cgroups=ctx.cgroups)
+        mounts.prepare_rootfs(config, ctx.rootfs, ctx.bundle, in_userns,
+                              cgroupns=bool(ctx.new_namespaces & sc.CLONE_NEWCGROUP) or "cgroup" in ctx.joined,
+                              cgroups=ctx.cgroups, bound_rootfs=None if own_mount_ns else ctx.rootfs_fd,
+                              idmapped=ctx.idmapped)
+        for fd in ctx.idmapped.values():
+            os.close(fd)
+        ctx.idmapped = {}
         seccomp_config = linux.get("seccomp")
         seccomp_filter = ctx.seccomp_filter
         state = None
@@ -283,12 +305,12 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             channel.send({"type": "hooks"})
             state = channel.expect("hooks-done")["state"]
             hooks.run_hooks(config, "createContainer", state)
-        if new_mount_ns or "mount" in ctx.joined:
+        if own_mount_ns:
             mounts.pivot_root(ctx.rootfs, ctx.no_pivot)
         else:
-            with Step(f"changing root to {ctx.rootfs!r}"):
-                os.chroot(ctx.rootfs)
-                os.chdir("/")
+            mounts.chroot_into(ctx.rootfs_fd, ctx.rootfs)
+            os.close(ctx.rootfs_fd)
+            ctx.rootfs_fd = None
         pty_slave = None
         if proc.get("terminal"):
             with Step("setting up the terminal"):
@@ -441,8 +463,18 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
         preload_modules({"process": proc})
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")
+        root = None
+        if "mount" not in kinds:  # the container shares our mount namespace: its root is a chroot
+            with Step(f"opening the root directory of pid {pid}"):
+                root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         with Step(f"joining the namespaces of pid {pid}"):
             namespaces.join_process(pid, kinds)
+        if root is not None:
+            with Step("changing root to the container's"):
+                os.fchdir(root)
+                os.chroot(".")
+                os.chdir("/")
+                os.close(root)
         child = os.fork()
         if child == 0:
             try:

@@ -62,8 +62,10 @@ RECURSIVE_FLAGS: dict[str, tuple[bool, int]] = {
     "rrelatime": (False, sc.MOUNT_ATTR_RELATIME), "rnorelatime": (True, sc.MOUNT_ATTR__ATIME),
     "rstrictatime": (False, sc.MOUNT_ATTR_STRICTATIME), "rnostrictatime": (True, sc.MOUNT_ATTR__ATIME),
 }
+#: id-mapped mount options (config.md "Linux mount options"): the bind alone, or recursively
+IDMAP_OPTIONS = ("idmap", "ridmap")
 #: options handled by the runtime itself rather than the kernel
-RUNTIME_OPTIONS = ("tmpcopyup",)
+RUNTIME_OPTIONS = ("tmpcopyup",) + IDMAP_OPTIONS
 #: the flags a read-only remount must keep (the kernel refuses to drop locked ones in a user ns)
 _KEPT_FLAGS = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME | sc.MS_RELATIME
 
@@ -85,6 +87,8 @@ class MountOptions:
         self.attr_clr = 0
         self.data: list[str] = []
         self.tmpcopyup = False
+        #: "idmap" (the mount itself) or "ridmap" (with the mounts below it): an id-mapped bind
+        self.idmap: str | None = None
         for i, option in enumerate(options or []):
             if not isinstance(option, str):
                 raise ConfigError(f"mount option {option!r} is not a string", where=f"{where}.options[{i}]")
@@ -107,6 +111,8 @@ class MountOptions:
                     self.attr_set |= attr
             elif option == "tmpcopyup":
                 self.tmpcopyup = True
+            elif option in IDMAP_OPTIONS:
+                self.idmap = option
             else:
                 self.data.append(option)
 
@@ -129,9 +135,10 @@ class Rootfs:
     sees it.  Before pivot_root it is the bundle's rootfs, opened after the rootfs bind (so
     that mounts land on that mount); after pivot_root it is "/"."""
 
-    def __init__(self, path: str):
-        self.path = os.path.realpath(path)
-        self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    def __init__(self, path: str, fd: int | None = None):
+        self.path = os.path.realpath(path) if fd is None else path
+        self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if fd is None \
+            else os.dup(fd)
 
     def close(self) -> None:
         """Close the fd."""
@@ -167,6 +174,8 @@ class Target:
         self.destination = destination
         self.top = -1
         with inroot.open_in_root(root.fd, destination) as resolved:
+            #: made by the runtime (it was missing in the rootfs)?
+            self.created = bool(resolved.missing)
             if resolved.missing:
                 resolved.create(like_dir)
             self.fd = resolved.detach()
@@ -256,32 +265,53 @@ def cgroup_hierarchies() -> list[tuple[str, str, str, str]]:
     return found
 
 
+def _first_propagation(propagation: str | None) -> int:
+    """The propagation the container's mounts start from, before anything is mounted: rslave
+    by default (the host's mounts still reach the container, none goes back);
+    ``rootfsPropagation`` private or slave as given; unbindable (which would make the rootfs
+    bind fail with EINVAL) private, shared as given -- both become what was asked only after
+    pivot_root (``finish_rootfs``)."""
+    if propagation is None:
+        return sc.MS_SLAVE | sc.MS_REC
+    if propagation not in PROPAGATION_FLAGS:
+        raise ConfigError(f"unknown rootfsPropagation {propagation!r}", where="linux.rootfsPropagation",
+                          why="one of " + ", ".join(PROPAGATION_FLAGS))
+    if propagation in ("unbindable", "runbindable"):
+        return sc.MS_PRIVATE | sc.MS_REC
+    return PROPAGATION_FLAGS[propagation] | sc.MS_REC
+
+
 def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
-                   cgroupns: bool, cgroups: CgroupView | None = None) -> None:
+                   cgroupns: bool, cgroups: CgroupView | None = None,
+                   bound_rootfs: int | None = None, idmapped: dict[int, int] | None = None) -> None:
     """Everything before pivot_root: propagation, the rootfs bind, ``mounts`` in order, /dev.
-    ``cgroups``: what a ``cgroup`` mount without a cgroup namespace binds."""
+    ``cgroups``: what a ``cgroup`` mount without a cgroup namespace binds.
+
+    In the container's own mount namespace (new or joined) "/" gets its propagation and the
+    rootfs is bound onto itself.  Without one, ``bound_rootfs`` is the fd of the rootfs bind
+    the runtime made in its mount namespace (``RootfsBind``): everything is mounted below it
+    and nothing else -- not the propagation of "/", nor anything outside the rootfs -- is
+    touched.  ``idmapped``: {index in ``mounts``: detached id-mapped tree} (``IdmappedMounts``)."""
     linux = config.get("linux") or {}
     propagation = linux.get("rootfsPropagation")
-    flag = sc.MS_SLAVE | sc.MS_REC
-    if propagation:
-        if propagation not in PROPAGATION_FLAGS:
-            raise ConfigError(f"unknown rootfsPropagation {propagation!r}", where="linux.rootfsPropagation",
-                              why="one of " + ", ".join(PROPAGATION_FLAGS))
-        flag = PROPAGATION_FLAGS[propagation] | sc.MS_REC
-    with Step(f"making / {propagation or 'rslave'}"):
-        sc.mount(None, "/", None, flag)
-    if propagation in ("shared", "rshared"):  # otherwise no mount is shared any more
-        with Step(f"making the parent mount of rootfs {rootfs!r} private"):
-            _make_parent_mount_private(rootfs)
-    with Step(f"bind-mounting rootfs {rootfs!r}"):
-        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-        root = Rootfs(rootfs)  # the bind: what everything below is mounted on
+    flag = _first_propagation(propagation)
+    if bound_rootfs is None:
+        with Step(f"making / {propagation or 'rslave'}"):
+            sc.mount(None, "/", None, flag)
+        if propagation in ("shared", "rshared"):  # otherwise no mount is shared any more
+            with Step(f"making the parent mount of rootfs {rootfs!r} private"):
+                _make_parent_mount_private(rootfs)
+        with Step(f"bind-mounting rootfs {rootfs!r}"):
+            sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+            root = Rootfs(rootfs)  # the bind: what everything below is mounted on
+    else:
+        root = Rootfs(rootfs, bound_rootfs)
     with root:
         dev_is_bound = False
         for i, m in enumerate(config.get("mounts") or []):
             if m.get("destination") == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
                 dev_is_bound = True
-            mount_one(m, i, root, bundle, in_userns, cgroupns, cgroups)
+            mount_one(m, i, root, bundle, in_userns, cgroupns, cgroups, (idmapped or {}).get(i))
         if not dev_is_bound:
             create_devices(root, linux.get("devices") or [], in_userns)
         elif linux.get("devices"):
@@ -303,9 +333,10 @@ def _make_parent_mount_private(rootfs: str) -> None:
 
 
 def mount_one(m: dict, index: int, root: Rootfs, bundle: str, in_userns: bool, cgroupns: bool,
-              cgroups: CgroupView | None = None) -> None:
+              cgroups: CgroupView | None = None, idmapped_tree: int | None = None) -> None:
     """One entry of ``mounts``: resolve (and create) the destination inside the rootfs through
-    file descriptors and mount onto it."""
+    file descriptors and mount onto it.  ``idmapped_tree``: the detached id-mapped bind the
+    runtime prepared for this entry (``IdmappedMounts``), attached instead of a bind."""
     where = f"mounts[{index}]"
     destination = m.get("destination")
     if not destination or not isinstance(destination, str):
@@ -321,6 +352,13 @@ def mount_one(m: dict, index: int, root: Rootfs, bundle: str, in_userns: bool, c
             source = os.path.join(bundle, source)
     what = f'mounting "{m.get("source") or fstype}" to rootfs at "{destination}"'
     with Step(what):
+        if idmapped_tree is not None:
+            with Target(root, destination, stat.S_ISDIR(os.fstat(idmapped_tree).st_mode)) as target:
+                sc.move_mount(idmapped_tree, target.fd)
+                target.landed()
+                _remount_bind(target, opts)
+                _finish_mount(target, opts)
+            return
         if bind:
             # the source is opened once: what was looked at is what gets bound
             try:
@@ -339,8 +377,11 @@ def mount_one(m: dict, index: int, root: Rootfs, bundle: str, in_userns: bool, c
             if fstype == "cgroup":
                 _mount_cgroup(target, opts, in_userns, cgroupns, cgroups or CgroupView())
             elif opts.tmpcopyup and fstype == "tmpfs":
+                _keep_directory_mode(target, opts)
                 _mount_tmpfs_copyup(source, target, opts)
             else:
+                if fstype == "tmpfs":
+                    _keep_directory_mode(target, opts)
                 try:
                     sc.mount(source, target.path, fstype, opts.flags, ",".join(opts.data) or None)
                 except OSError as exc:
@@ -370,9 +411,25 @@ def _finish_mount(target: Target, opts: MountOptions) -> None:
         sc.mount_setattr(target.mounted(), opts.attr_set, opts.attr_clr, recursive=True)
 
 
+def _keep_directory_mode(target: Target, opts: MountOptions) -> None:
+    """A tmpfs without a ``mode`` option gets the mode of the directory it covers, as runc
+    does (a tmpfs's own default is 1777): a ``/data`` of mode 0700 in the image stays 0700.
+    A directory the runtime made for the mount keeps the tmpfs default, and a ``mode`` option
+    wins (runc 1.1 chmods the tmpfs to the directory's mode even then)."""
+    if target.created or any(option.startswith("mode=") for option in opts.data):
+        return
+    opts.data.insert(0, f"mode={stat.S_IMODE(os.fstat(target.fd).st_mode):04o}")
+
+
 def _bind(source: str, target: Target, opts: MountOptions) -> None:
     sc.mount(source, target.path, None, opts.flags & (sc.MS_BIND | sc.MS_REC))
     target.landed()
+    _remount_bind(target, opts)
+
+
+def _remount_bind(target: Target, opts: MountOptions) -> None:
+    """The flags of a bind (ro, nosuid...) on the bind just made: a bind ignores them, they
+    take a remount."""
     extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     if extra:
         # a bind mount ignores other flags: they take a remount (keeping locked flags)
@@ -878,3 +935,278 @@ def readonly_path(path: str, root: _Root) -> None:
         if resolved.missing:
             return
         _bind_fd(resolved.fd, resolved.fd, recursive=True, read_only=True)
+
+
+# --- made by the runtime before init runs: the rootfs bind of a container without a mount
+# namespace of its own, id-mapped binds; and what `delete` removes
+def chroot_into(bound_rootfs: int, rootfs: str) -> None:
+    """Without a mount namespace of the container's own: chroot into the rootfs bind through
+    its fd, checked to be the root of a mount -- "/" in the container is then that bind, so
+    what is done to "/" later (a read-only remount, ``rootfsPropagation``) never reaches the
+    host's "/"."""
+    with Step(f"changing root to {rootfs!r}"):
+        if not sc.is_mount_root(bound_rootfs):
+            raise SetupError(f"refusing to change root to {rootfs!r}", where=rootfs,
+                             why="it is not the root of the bind mount the runtime made of the root "
+                                 "filesystem: a read-only root or rootfsPropagation would change the "
+                                 "host's mount instead",
+                             hint="report this as a bug of pyoci")
+        os.fchdir(bound_rootfs)
+        os.chroot(".")
+        os.chdir("/")
+
+
+class RootfsBind:
+    """The root of a container that shares the runtime's mount namespace (config-linux.md: a
+    namespace type left out of ``linux.namespaces`` is inherited -- ``mount`` included): a
+    recursive bind of the rootfs onto itself in the runtime's mount namespace, below which init
+    mounts everything (``prepare_rootfs(bound_rootfs=...)``) before it chroots into it
+    (``chroot_into``).  Nothing outside it is touched: not the propagation or the read-only
+    state of the host's "/".
+
+    The bind is made detached first (open_tree), its propagation set (rslave by default,
+    private while ``rootfsPropagation`` is shared or unbindable: the container's mounts must
+    not propagate to the mount the rootfs directory is on), and its ids are saved in
+    state.json (``saved()``) *before* it is attached (``attach()``): ``delete`` -- also after
+    ``delete --force`` or a runtime killed in the middle of ``create`` -- finds it and removes
+    it with everything mounted below it (``remove_rootfs_bind``).  Source and target are one
+    file descriptor of the rootfs: a path swapped meanwhile cannot move the bind elsewhere."""
+
+    def __init__(self, rootfs: str, propagation: str | None):
+        self.path = rootfs
+        self.fd = -1
+        self._target = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            location = inroot.fd_location(self._target)
+            if location != rootfs:
+                raise _escaped(f"refusing to bind the root filesystem {rootfs!r}", location, rootfs)
+            with Step(f"bind-mounting rootfs {rootfs!r}"):
+                self.fd = sc.open_tree(self._target, "", sc.OPEN_TREE_CLONE | sc.AT_RECURSIVE)
+        except BaseException:
+            os.close(self._target)
+            raise
+        flag = _first_propagation(propagation) & ~sc.MS_REC
+        self._propagation = sc.MS_PRIVATE if flag == sc.MS_SHARED else flag
+
+    def saved(self) -> dict:
+        """What ``remove_rootfs_bind`` needs (state.json): the path and the bind's mount ids."""
+        return {"path": self.path, "mountId": sc.mount_id(self.fd), "uniqueId": sc.mount_unique_id(self.fd)}
+
+    def attach(self) -> None:
+        """Set the bind's propagation and attach it over the rootfs."""
+        with Step(f"bind-mounting rootfs {self.path!r}"):
+            try:
+                sc.mount_setattr(self.fd, 0, 0, recursive=True, propagation=self._propagation)
+                early = True
+            except OSError as exc:
+                if exc.errno != errno.ENOSYS:  # Linux < 5.12: right after attaching it
+                    raise
+                early = False
+            sc.move_mount(self.fd, self._target)
+            if not early:
+                sc.mount(None, f"/proc/self/fd/{self.fd}", None, self._propagation | sc.MS_REC)
+        os.close(self._target)
+        self._target = -1
+
+    def close(self) -> None:
+        """Close the fds (an attached bind stays; a detached one is gone with its fd)."""
+        for fd in (self.fd, self._target):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self._target = -1
+
+
+def remove_rootfs_bind(saved: dict) -> None:
+    """Unmount the rootfs bind ``RootfsBind.saved()`` describes, with everything mounted below
+    it (MNT_DETACH), if it is the mount on top of its path -- the very mount (its unique id;
+    before Linux 6.8 its id, and the root of a mount).  Nothing when it is gone or was never
+    attached; SetupError when it is still mounted but covered by another mount."""
+    path = saved.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        return
+    try:
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        fd = -1
+    if fd >= 0:
+        try:
+            unique = saved.get("uniqueId")
+            if (sc.mount_unique_id(fd) == unique) if unique is not None else \
+                    (sc.mount_id(fd) == saved.get("mountId") and sc.is_mount_root(fd)):
+                with Step(f"unmounting the container's root filesystem bind at {path!r}"):
+                    sc.umount2(f"/proc/self/fd/{fd}", sc.MNT_DETACH)
+                return
+        finally:
+            os.close(fd)
+    for line in sc.read_file("/proc/self/mountinfo").decode(errors="replace").splitlines():
+        fields = line.split()
+        if fields[0] == str(saved.get("mountId")) and fields[4].replace("\\040", " ") == path:
+            raise SetupError("the container's root filesystem bind was left mounted", where=path,
+                             why=f"another mount covers it (mount {fields[0]} in /proc/self/mountinfo), so "
+                                 "the runtime cannot reach it to unmount it",
+                             hint=f"unmount what was mounted over {path}, then run `umount -R {path}`")
+
+
+#: the most lines a uid_map or gid_map takes (user_namespaces(7), Linux >= 4.15)
+MAX_ID_MAP_LINES = 340
+
+
+def idmapped_mounts(config: dict) -> list[tuple[int, dict, MountOptions]]:
+    """The id-mapped entries of ``mounts``: (index, mount, options) of those with
+    ``uidMappings``/``gidMappings`` or an ``idmap``/``ridmap`` option."""
+    found = []
+    for i, m in enumerate(config.get("mounts") or []):
+        if not isinstance(m, dict):
+            continue
+        options = m.get("options") or []
+        if m.get("uidMappings") or m.get("gidMappings") or any(o in IDMAP_OPTIONS for o in options):
+            found.append((i, m, MountOptions(options, f"mounts[{i}]")))
+    return found
+
+
+def check_idmapped_mounts(config: dict, kinds, rootless: bool) -> None:
+    """The rules of id-mapped mounts (config.md "Mounts" and "Linux mount options"), before
+    anything is made: bind mounts only; ``uidMappings`` and ``gidMappings`` both or neither;
+    neither takes the container's user namespace, which must then exist; at most 340 ranges
+    each; a runtime with CAP_SYS_ADMIN in the initial user namespace (mount_setattr)."""
+    for i, m, opts in idmapped_mounts(config):
+        where = f"mounts[{i}]"
+        if not (opts.bind or m.get("type") == "bind"):
+            raise ConfigError(f"an id-mapped mount of type {m.get('type')!r} is not a bind mount", where=where,
+                              why="id-mapped mounts are made of bind mounts (mount_setattr(2) MOUNT_ATTR_IDMAP "
+                                  "maps the ids of a bind of a directory or file)",
+                              hint='add "bind" or "rbind" to its options, or drop uidMappings/gidMappings')
+        given = [key for key in ("uidMappings", "gidMappings") if m.get(key)]
+        if len(given) == 1:
+            missing = ({"uidMappings", "gidMappings"} - set(given)).pop()
+            raise ConfigError(f"the id-mapped mount has {given[0]} but no {missing}", where=f"{where}.{missing}",
+                              why="an id-mapped mount maps user and group ids through one user namespace: "
+                                  "both mappings are needed",
+                              hint=f"add {missing} (e.g. the same ranges as {given[0]})")
+        for key in given:
+            if len(m[key]) > MAX_ID_MAP_LINES:
+                raise ConfigError(f"{key} has {len(m[key])} ranges", where=f"{where}.{key}",
+                                  why=f"the kernel takes at most {MAX_ID_MAP_LINES} ranges per map",
+                                  hint="merge adjacent ranges")
+        if not given and "user" not in kinds:
+            raise ConfigError(f"the {opts.idmap} mount has no uidMappings/gidMappings and the container no "
+                              "user namespace", where=where,
+                              why="config.md: without mappings of its own an id-mapped mount takes the "
+                                  "container's user namespace; without one the runtime MUST fail",
+                              hint='add uidMappings and gidMappings to the mount, or {"type": "user"} '
+                                   "to linux.namespaces")
+        if rootless:
+            raise ConfigError("id-mapped mounts need a privileged runtime", where=where,
+                              why="mount_setattr(MOUNT_ATTR_IDMAP) needs CAP_SYS_ADMIN in the initial user "
+                                  "namespace, which a rootless runtime lacks",
+                              hint="remove uidMappings/gidMappings and idmap/ridmap, or run pyoci as root")
+
+
+def _map_text(mappings: list[dict]) -> str:
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+def _user_namespace(uid_maps: list[dict], gid_maps: list[dict], where: str) -> int:
+    """An fd of a new user namespace with these id maps (the mapping of id-mapped mounts): a
+    child of the runtime unshares it, the runtime writes its maps and opens it, the child
+    exits (the fd keeps the namespace)."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)  # until the runtime is done (or gone)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise SetupError("cannot create the user namespace of an id-mapped mount", where=where,
+                             why="unshare(CLONE_NEWUSER) failed in the runtime's helper process",
+                             hint="check that user namespaces are enabled (user.max_user_namespaces)")
+        for kind, maps in (("uid", uid_maps), ("gid", gid_maps)):
+            fd = os.open(f"/proc/{pid}/{kind}_map", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, _map_text(maps).encode())
+            except OSError as exc:
+                raise ConfigError(f"the kernel refused the {kind} mappings of an id-mapped mount",
+                                  where=f"{where}.{kind}Mappings",
+                                  why=f"writing {kind}_map: {sc.errno_text(exc.errno)}: ranges must not overlap "
+                                      "and must stay below 2**32",
+                                  hint="fix the ranges") from None
+            finally:
+                os.close(fd)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
+def prepare_idmapped_mounts(config: dict, bundle: str, joined: dict[str, str]) -> dict[int, int]:
+    """The id-mapped binds of ``mounts``, made by the runtime before it forks init (it has
+    CAP_SYS_ADMIN in the initial user namespace, which mount_setattr needs; init may not):
+    each source opened once, cloned detached (open_tree; ``rbind``: with its submounts) and
+    id-mapped (MOUNT_ATTR_IDMAP; ``ridmap``: the submounts too) through a user namespace
+    with the mount's mappings -- or the container's own user namespace when it has none.
+    Returns {index in ``mounts``: detached tree fd}; init attaches each onto its destination
+    (``mount_one``).  The caller closes the fds."""
+    trees: dict[int, int] = {}
+    namespaces: dict[tuple[str, str], int] = {}
+    linux = config.get("linux") or {}
+    try:
+        for i, m, opts in idmapped_mounts(config):
+            where = f"mounts[{i}]"
+            uid_maps, gid_maps = m.get("uidMappings"), m.get("gidMappings")
+            if not uid_maps:
+                uid_maps, gid_maps = linux.get("uidMappings"), linux.get("gidMappings")
+            if uid_maps:
+                key = (_map_text(uid_maps), _map_text(gid_maps))
+                if key not in namespaces:
+                    namespaces[key] = _user_namespace(uid_maps, gid_maps, where)
+                userns = namespaces[key]
+            else:  # the container joins a user namespace: it is the mapping
+                key = ("path", joined["user"])
+                if key not in namespaces:
+                    namespaces[key] = os.open(joined["user"], os.O_RDONLY | os.O_CLOEXEC)
+                userns = namespaces[key]
+            source = m.get("source") or ""
+            if not os.path.isabs(source):
+                source = os.path.join(bundle, source)
+            recursive = bool(opts.flags & sc.MS_REC)
+            with Step(f'id-mapping "{m.get("source")}" for "{m.get("destination")}"'):
+                try:
+                    source_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise ConfigError(f"cannot open the source {source!r} of an id-mapped mount",
+                                      where=f"{where}.source", why=sc.errno_text(exc.errno),
+                                      hint="the source is a host path (relative: to the bundle)") from None
+                try:
+                    trees[i] = sc.open_tree(source_fd, "", sc.OPEN_TREE_CLONE | (sc.AT_RECURSIVE if recursive else 0))
+                finally:
+                    os.close(source_fd)
+                try:
+                    sc.mount_setattr(trees[i], sc.MOUNT_ATTR_IDMAP, 0, recursive=opts.idmap == "ridmap",
+                                     userns_fd=userns)
+                except OSError as exc:
+                    if exc.errno in (errno.EINVAL, errno.EPERM, errno.ENOSYS):
+                        raise SetupError(f"cannot id-map the mount of {source!r}", where=where,
+                                         why=f"mount_setattr(MOUNT_ATTR_IDMAP): {sc.errno_text(exc.errno)}: the "
+                                             "kernel (Linux >= 5.12) and the source's filesystem must support "
+                                             "id-mapped mounts, and the source must not be id-mapped already",
+                                         hint="use a source on a filesystem that supports them (ext4, xfs, "
+                                              "btrfs, tmpfs since Linux 6.3...)") from None
+                    raise
+        return trees
+    except BaseException:
+        for fd in trees.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in namespaces.values():
+            os.close(fd)

@@ -187,16 +187,19 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(libc().umount2(_b(target), flags), "umount2", target)
 
 
-def mount_setattr(path: str | int, attr_set: int, attr_clr: int, recursive: bool = True) -> None:
+def mount_setattr(path: str | int, attr_set: int, attr_clr: int, recursive: bool = True,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
     """mount_setattr(2) on ``path`` -- or, given an int, on the mount that file descriptor
-    refers to (AT_EMPTY_PATH) -- and every mount below it when ``recursive``."""
+    refers to (AT_EMPTY_PATH) -- and every mount below it when ``recursive``.
+    ``propagation``: one of MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE (0: unchanged);
+    ``userns_fd``: the user namespace of MOUNT_ATTR_IDMAP."""
     import ctypes
 
     class MountAttr(ctypes.Structure):
         _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                     ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
-    attr = MountAttr(attr_set, attr_clr, 0, 0)
+    attr = MountAttr(attr_set, attr_clr, propagation, userns_fd)
     flags = AT_RECURSIVE if recursive else 0
     if isinstance(path, int):
         dirfd, name, flags, shown = path, b"", flags | AT_EMPTY_PATH, f"fd {path}"
@@ -464,3 +467,40 @@ def filesystem_type(fd: int) -> int:
     buf = ctypes.create_string_buffer(128)  # struct statfs: f_type is the first long
     _check(libc().fstatfs(fd, buf), "fstatfs", f"fd {fd}")
     return int.from_bytes(buf.raw[0:ctypes.sizeof(ctypes.c_long)], sys.byteorder, signed=True)
+
+
+# --- id-mapped mounts and the rootfs bind of a container without a mount namespace ---------
+# mount_setattr(2) MOUNT_ATTR_IDMAP (Linux 5.12) and the unique mount ids of statx(2)
+# (STATX_MNT_ID_UNIQUE, Linux 6.8: never reused, unlike the ids of /proc/self/mountinfo).
+MOUNT_ATTR_IDMAP = 0x100000
+STATX_MNT_ID_UNIQUE = 0x4000
+
+
+def mount_unique_id(fd: int) -> int | None:
+    """The unique (never reused) id of the mount the file descriptor ``fd`` is on, or None
+    before Linux 6.8."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)
+    if libc().statx(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE, buf) == 0:
+        mask = int.from_bytes(buf.raw[0:4], sys.byteorder)
+        if mask & STATX_MNT_ID_UNIQUE:
+            return int.from_bytes(buf.raw[144:152], sys.byteorder)
+    return None
+
+
+def is_mount_root(fd: int) -> bool:
+    """Whether the file descriptor ``fd`` refers to the root of a mount (statx
+    STATX_ATTR_MOUNT_ROOT, Linux 5.8; else: its mount differs from its parent's)."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)
+    if libc().statx(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, buf) == 0:
+        attributes_mask = int.from_bytes(buf.raw[0x38:0x40], sys.byteorder)
+        if attributes_mask & STATX_ATTR_MOUNT_ROOT:
+            return bool(int.from_bytes(buf.raw[0x08:0x10], sys.byteorder) & STATX_ATTR_MOUNT_ROOT)
+    parent = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        return mount_id(parent) != mount_id(fd) or os.fstat(parent).st_ino == os.fstat(fd).st_ino
+    finally:
+        os.close(parent)
