@@ -85,7 +85,9 @@ def run_command(args) -> int:
     if not args.detach and not args.console_socket:
         from pyoci_nb.runtime.container import load_config
 
-        config_terminal = bool((load_config(os.path.abspath(args.bundle)).get("process") or {}).get("terminal"))
+        proc = load_config(os.path.abspath(args.bundle)).get("process")
+        # (a malformed process is reported by create's preflight, naming the field)
+        config_terminal = isinstance(proc, dict) and proc.get("terminal") is True
         if config_terminal:
             import socket
 

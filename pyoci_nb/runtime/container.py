@@ -645,9 +645,9 @@ class Container(ReprMixin):
 
         process.check_preserved_fds(preserve_fds)  # before the runtime opens fds of its own
         config = load_config(bundle)
-        preload_modules(config)  # once per process, not once per forked child
         facts = preflight(config, bundle, rootless=rootless,
                           console=bool(console_socket or console_fd is not None))
+        preload_modules(config)  # once per process, not once per forked child (config checked)
         state_dir = self._dir
         state_dir.make()
         me = os.getpid()

@@ -163,6 +163,11 @@ class InitContext:
         #: {index in ``mounts``: detached id-mapped bind} (``mounts.prepare_idmapped_mounts``)
         self.idmapped: dict[int, int] = fields.get("idmapped") or {}
 
+    def own_fds(self) -> set:
+        """The fds of the runtime this process needs (the rest of what it inherited is closed)."""
+        return {self.fifo_fd, self.console_fd, self.rootfs_fd, trampoline.prepare(),
+                *self.idmapped.values()} - {None}
+
     def await_cgroup(self, channel: "Channel") -> None:
         """Wait until the runtime has moved init into the container's cgroup (once)."""
         if not self.cgroup_joined:
@@ -187,7 +192,19 @@ def _report_error(channel: Channel, exc: BaseException) -> None:
         sys.stderr.write(f"pyoci init: {message}\n")
 
 
-def _prelude(ctx: InitContext) -> None:
+def close_inherited_fds(keep: set, preserve: int) -> None:
+    """Close every fd but 0-2, the ``--preserve-fds`` range and ``keep`` (what this process
+    itself needs): the runtime's caller (a Jupyter kernel, the fork server, pytest) may hold
+    many, none of them the container's, and the container's RLIMIT_NOFILE, set before the exec
+    FIFO is opened, counts fd *numbers*: that open needs a low free one."""
+    low = 3 + preserve
+    for fd in sorted(k for k in keep if k is not None and k >= low):
+        sc.close_range(low, fd - 1)
+        low = fd + 1
+    sc.close_range(low)
+
+
+def _prelude(ctx: InitContext, channel: "Channel") -> None:
     """First steps of a freshly forked process: drop the runtime's fds, take the container's
     stdio, compile the seccomp filter while libseccomp is reachable."""
     # no garbage collection in this short-lived copy of the runtime: a full collection would
@@ -201,6 +218,7 @@ def _prelude(ctx: InitContext) -> None:
     for fd in ctx.close_fds:
         os.close(fd)
     _set_stdio(ctx.stdio)
+    close_inherited_fds(ctx.own_fds() | {channel.fileno()}, ctx.preserve_fds)
     preload_modules(ctx.config)
     ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
 
@@ -213,7 +231,7 @@ def init_direct(ctx: InitContext, channel: Channel) -> None:
     """Init forked by the runtime straight into its new pid namespace: join the namespaces
     given by path, unshare the other new ones, then go on as init."""
     try:
-        _prelude(ctx)
+        _prelude(ctx, channel)
         with Step("joining namespaces"):
             namespaces.join(ctx.joined)
         rest = ctx.new_namespaces & ~(sc.CLONE_NEWPID | _LATE_NAMESPACES)
@@ -230,7 +248,7 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
     """The intermediate process: namespaces, then fork init and exit."""
     status = 1
     try:
-        _prelude(ctx)
+        _prelude(ctx, channel)
         with Step("joining namespaces"):
             namespaces.join(ctx.joined)
         flags = ctx.new_namespaces
@@ -460,6 +478,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
     try:
         sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
         _set_stdio(stdio)
+        close_inherited_fds({channel.fileno(), console_fd, trampoline.prepare()} - {None}, preserve)
         preload_modules({"process": proc})
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")

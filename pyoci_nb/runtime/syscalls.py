@@ -343,23 +343,33 @@ def set_dumpable(enabled: bool) -> None:
     prctl(PR_SET_DUMPABLE, 1 if enabled else 0)
 
 
-def cloexec_from(first: int) -> None:
-    """Mark every fd >= ``first`` close-on-exec: close_range(first, ~0U, CLOSE_RANGE_CLOEXEC)
-    (Linux 5.11); on older kernels each fd listed in /proc/self/fd."""
+def close_range(first: int, last: int = 0xFFFFFFFF, cloexec: bool = False) -> None:
+    """close_range(2): close every fd from ``first`` to ``last`` (with ``cloexec``: mark them
+    close-on-exec instead); before Linux 5.9 (5.11 for ``cloexec``) each fd in /proc/self/fd."""
+    if first > last:
+        return
     try:
-        _check(libc().syscall(_syscall_number("close_range"), first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC),
-               "close_range")
+        _check(libc().syscall(_syscall_number("close_range"), first, last,
+                              CLOSE_RANGE_CLOEXEC if cloexec else 0), "close_range")
         return
     except OSError as exc:
-        if exc.errno not in (22, 38):  # EINVAL/ENOSYS: a kernel before 5.11
+        if exc.errno not in (22, 38):  # EINVAL/ENOSYS: an older kernel
             raise
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd >= first:
+        if first <= fd <= last:
             try:
-                os.set_inheritable(fd, False)
+                if cloexec:
+                    os.set_inheritable(fd, False)
+                else:
+                    os.close(fd)
             except OSError:
                 pass  # the fd of the listing itself, closed meanwhile
+
+
+def cloexec_from(first: int) -> None:
+    """Mark every fd >= ``first`` close-on-exec."""
+    close_range(first, cloexec=True)
 
 
 def set_child_subreaper(enabled: bool = True) -> None:

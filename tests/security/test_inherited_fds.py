@@ -157,3 +157,22 @@ def test_python_api_does_not_leak_the_callers_fds(probe_box, host_things, state_
             os.close(number)
     assert result.returncode == 0, result.stderr
     _assert_contained(result.stdout.decode(), target)
+
+
+@pytest.mark.pyoci_only
+def test_a_caller_with_many_fds_and_a_low_nofile_limit(probe_box, state_root):
+    """A caller holding many fds (a Jupyter kernel, the fork server) and a container whose
+    RLIMIT_NOFILE is 10: the runtime's init must not keep the caller's fds (their numbers would
+    leave no free fd below the limit for the exec FIFO)."""
+    import pyoci_nb
+
+    probe_box.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 10}]
+    probe_box.save()
+    held = [os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC) for _ in range(12)]
+    try:
+        result = pyoci_nb.run(probe_box.bundle, ["/fdprobe"], root=state_root, capture_output=True)
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == ["probe done"]
