@@ -139,10 +139,11 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
     _check_shapes(config)
     proc = config.get("process")
     process.check_process(proc)
+    linux = config.get("linux") or {}
+    process.check_linux_process(linux)
     hooks.check_hooks(config)
     joined, flags = namespaces.parse(config)
     kinds = set(joined) | {k for k, (flag, _) in namespaces.NAMESPACES.items() if flags & flag}
-    linux = config.get("linux") or {}
     if "mount" not in kinds and "user" in kinds:
         # (without a mount namespace the container's mounts are made in the runtime's, below
         # a bind of the rootfs: mounts.RootfsBind)
@@ -170,6 +171,11 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
         if owner not in kinds:
             raise ConfigError(f"sysctl {key!r} belongs to the {owner} namespace, which the container does not own",
                               where=f'linux.sysctl["{key}"]', hint=f'add {{"type": "{owner}"}} to linux.namespaces')
+        field = _SYSCTL_FIELDS.get(key)
+        if field and config.get(field):
+            raise ConfigError(f"sysctl {key!r} conflicts with {field}", where=f'linux.sysctl["{key}"]',
+                              why=f"both set the {field} of the container's UTS namespace (runc refuses this too)",
+                              hint=f"set only {field} (or only the sysctl)")
     if rootless and "user" not in kinds and os.geteuid() != 0:
         raise ConfigError("a rootless container needs a user namespace", where="linux.namespaces",
                           why="an unprivileged user cannot mount or create namespaces without one",
@@ -335,13 +341,9 @@ def _check_id_mappings(mappings, where: str) -> None:
 _UNSUPPORTED = (
     ("linux.netDevices", "moving network devices into the container's network namespace is not implemented"),
     ("linux.intelRdt", "Intel RDT (resctrl) is not implemented"),
-    ("linux.memoryPolicy", "set_mempolicy is not implemented"),
-    ("linux.personality", "personality(2) domains are not implemented"),
     ("linux.mountLabel", "SELinux is not supported"),
     ("process.selinuxLabel", "SELinux is not supported"),
     ("process.apparmorProfile", "AppArmor is not supported"),
-    ("process.scheduler", "sched_setattr is not implemented"),
-    ("process.ioPriority", "ioprio_set is not implemented"),
     ("process.execCPUAffinity", "CPU affinity of the container process is not implemented"),
 )
 
@@ -359,6 +361,10 @@ def _refuse_unsupported(config: dict) -> None:
 
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
                 "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+#: the sysctls that config.json also sets with a field of its own
+_SYSCTL_FIELDS = {"kernel.hostname": "hostname", "kernel.domainname": "domainname"}
 
 
 def _sysctl_namespace(key: str) -> str | None:
@@ -763,6 +769,8 @@ class Container(ReprMixin):
                         fifo_reader = state_dir.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
                         fds_to_close.append(fifo_reader)
                     break
+                elif kind == "warning":
+                    log.warning(message.get("message") or "")
                 elif kind == "error":
                     error = SetupError("container init failed", why=message.get("message"))
                     raise error
@@ -831,7 +839,8 @@ class Container(ReprMixin):
     # --- start -----------------------------------------------------------------------------
     def start(self) -> None:
         """runtime.md "Start": run the user process of a ``created`` container, then the
-        ``poststart`` hooks (a failure stops the container and is an error)."""
+        ``poststart`` hooks (a failure stops and deletes the container -- runtime.md lifecycle
+        steps 9, 12, 13: poststop hooks run -- and is an error)."""
         with self._dir.lock():
             record = self._record()
             status = derive_status(record, self._dir)
@@ -842,17 +851,25 @@ class Container(ReprMixin):
                         "creating": "cannot start a container that is still being created"}[status]
                 raise InvalidState(what, where=f"container {self.id!r}",
                                    why="runtime.md: start needs a container in the created state")
-            self._start_user_process(record)
+            self._start_user_process(record, destroy_on_failure=True)
 
-    def _start_user_process(self, record: dict, fifo_reader: int | None = None) -> None:
+    def _start_user_process(self, record: dict, fifo_reader: int | None = None,
+                            destroy_on_failure: bool = False) -> None:
         """Release the user process (the status reads running from then on: no FIFO), then
-        run the ``poststart`` hooks; a failing hook kills the container."""
+        run the ``poststart`` hooks; a failing hook kills the container and, with
+        ``destroy_on_failure``, deletes it (a failed ``run`` is torn down by its create)."""
         self._release(record, fifo_reader)
         try:
             hooks.run_hooks(record["config"], "poststart", public_state(record, "running"))
         except SetupError:
-            _kill_quietly(record["pid"])
-            _wait_gone(record["pid"], record.get("initStartTime"))
+            if destroy_on_failure:
+                try:
+                    self._destroy(record)
+                finally:
+                    _drop_subreaper(self._subreaper_key)
+            else:
+                _kill_quietly(record["pid"])
+                _wait_gone(record["pid"], record.get("initStartTime"))
             raise
 
     def _release(self, record: dict, fd: int | None = None) -> None:
@@ -976,27 +993,32 @@ class Container(ReprMixin):
                                        where=f"container {self.id!r}",
                                        why="runtime.md: delete of a container that is not stopped is an error",
                                        hint="kill it first, or use delete --force")
-            manager = None
-            if record.get("cgroup"):
-                from pyoci_nb.runtime.cgroups import manager_from_state
-
-                try:
-                    manager = manager_from_state(record["cgroup"])
-                except Exception as exc:  # a corrupt record: still remove the rest
-                    log.warning(f"the saved cgroup of container {self.id!r} is unusable: {exc}")
-            self._kill_everything(record, manager)
-            self._remove_rootfs_bind(record)
-            if record.get("status") != "creating":
-                hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
-            if manager is not None:
-                try:
-                    manager.destroy()
-                except Exception as exc:
-                    log.warning(f"removing the cgroup of container {self.id!r}: {exc}")
-            self._dir.remove()
+            self._destroy(record)
         finally:
             self._dir.unlock()
             _drop_subreaper(self._subreaper_key)
+
+    def _destroy(self, record: dict) -> None:
+        """Under the lock: kill every process of the container, run the ``poststop`` hooks
+        (failures are warnings), remove the cgroup and the state directory."""
+        manager = None
+        if record.get("cgroup"):
+            from pyoci_nb.runtime.cgroups import manager_from_state
+
+            try:
+                manager = manager_from_state(record["cgroup"])
+            except Exception as exc:  # a corrupt record: still remove the rest
+                log.warning(f"the saved cgroup of container {self.id!r} is unusable: {exc}")
+        self._kill_everything(record, manager)
+        self._remove_rootfs_bind(record)
+        if record.get("status") != "creating":
+            hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
+        if manager is not None:
+            try:
+                manager.destroy()
+            except Exception as exc:
+                log.warning(f"removing the cgroup of container {self.id!r}: {exc}")
+        self._dir.remove()
 
     def _kill_everything(self, record: dict, manager) -> None:
         pid = record.get("pid") or 0
@@ -1073,7 +1095,7 @@ class Container(ReprMixin):
             if ipid == 0:
                 parent.sock.close()
                 exec_main(proc, init_pid, kinds, child, preserve_fds, console_fd, seccomp_config,
-                          (stdin, stdout, stderr))
+                          (stdin, stdout, stderr), record["config"].get("linux") or {})
             child.close()
             pid = 0
             try:
@@ -1102,6 +1124,8 @@ class Container(ReprMixin):
                             for fd in fds:
                                 os.close(fd)
                         parent.send({"type": "seccomp-listener-done"})
+                    elif message.get("type") == "warning":
+                        log.warning(message.get("message") or "")
                     elif message.get("type") == "error":
                         raise SetupError("exec failed", why=message.get("message"))
                     elif message.get("type") == "exec-failed":
@@ -1186,10 +1210,13 @@ def _run_cli(root: str, argv: list[str], stdio: tuple, rootless: bool | None = N
                               stdin=stdin,
                               stdout=stdout, stderr=stderr if stderr is not None else None,
                               pass_fds=[log_file.fileno()] + list(range(3, 3 + preserve_fds)))
+        log_file.seek(0)
+        records = [jsonio.loads(line) for line in log_file.read().decode().splitlines() if line.strip()]
+        for record in records:  # the child's warnings are this process's (unknown capabilities ...)
+            if record.get("level") == "warning":
+                log.warning(record.get("msg", ""))
         if done.returncode != 0:
-            log_file.seek(0)
-            errors = [jsonio.loads(l) for l in log_file.read().decode().splitlines()
-                      if l.strip() and jsonio.loads(l).get("level") == "error"]
+            errors = [record for record in records if record.get("level") == "error"]
             message = errors[-1]["msg"] if errors else f"pyoci {argv[0]} exited with status {done.returncode}"
             if "does not exist" in message:
                 raise ContainerNotFound(argv[-1])

@@ -2,8 +2,11 @@
 
 Every list is built from the tables the runtime itself uses (hook kinds from ``hooks.py``,
 mount options from ``mounts.py``, namespaces from ``namespaces.py``, capabilities the running
-kernel knows, seccomp from ``seccomp.features()``, cgroup layouts pyoci drives), so the output
-cannot claim more than the code does.  The shape follows runc's ``features`` output.
+kernel knows, seccomp from ``seccomp.features()``, cgroup layouts pyoci drives, the scheduler
+policies, I/O priority classes, memory policy modes and personality domains ``process.py``
+applies), so the output cannot claim more than the code does.  The shape follows runc's
+``features`` output; ``memoryPolicy`` follows features-linux.md, and ``scheduler``,
+``ioPriority`` and ``personality`` take the same form (features.md: unknown fields are ignored).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pyoci_nb import OCI_VERSION, __version__
 
 def features() -> dict:
     """The features object (features-schema.json)."""
-    from pyoci_nb.runtime import hooks, mounts, namespaces, syscalls
+    from pyoci_nb.runtime import hooks, mounts, namespaces, process, syscalls
     from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
 
     mount_options = set(mounts.MOUNT_FLAGS) | set(mounts.PROPAGATION_FLAGS) | set(mounts.RECURSIVE_FLAGS) \
@@ -48,6 +51,14 @@ def features() -> dict:
             "intelRdt": {"enabled": False},
             # id-mapped mounts (mounts.prepare_idmapped_mounts): mount_setattr(2), Linux 5.12
             "mountExtensions": {"idmap": {"enabled": _have_mount_setattr()}},
+            "memoryPolicy": {"modes": list(process.MEMORY_POLICY_MODES),
+                             "flags": list(process.MEMORY_POLICY_FLAGS)},
+            # SCHED_ISO is refused (Linux reserves it but never implemented it), and so are
+            # the utilization clamp flags (config.md has no clamp values for them)
+            "scheduler": {"policies": [p for p in process.SCHED_POLICIES if p != "SCHED_ISO"],
+                          "flags": [f for f in process.SCHED_FLAGS if "UTIL_CLAMP" not in f]},
+            "ioPriority": {"classes": list(process.IOPRIO_CLASSES)},
+            "personality": {"domains": list(process.PERSONALITY_DOMAINS), "flags": []},
         },
         "annotations": {
             "io.github.pyoci.version": __version__,

@@ -21,12 +21,15 @@ this order:
    runtime made in its own (``mounts.RootfsBind``)
 2. asks the runtime to run ``prestart``/``createRuntime`` hooks, then runs ``createContainer``
 3. pivot_root (or, with ``--no-pivot`` or without a mount namespace of its own, chroot);
-   terminal (pty, /dev/console, console socket)
+   terminal (pty, /dev/console, console socket) (before: ``HOME`` from the container's
+   /etc/passwd if unset, a missing ``cwd`` created)
 4. masked and read-only paths, rootfs propagation, read-only root
-5. hostname, domainname, sysctl, oomScoreAdj, rlimits, session keyring
-6. user, groups, capabilities, no_new_privs, cwd, resolves args[0]
+5. hostname, domainname, sysctl, oomScoreAdj, rlimits, session keyring, a session of its own
+   (the process leads its process group, as with runc), I/O priority, scheduler, memory policy
+6. user, groups, capabilities (a warning for the runtime's log names those left out),
+   no_new_privs, cwd, resolves args[0]
 7. reports "ready"; opens the exec FIFO for writing, which blocks until ``start``
-8. ``startContainer`` hooks, seccomp (last), execve
+8. ``startContainer`` hooks, personality, seccomp (last), execve
 
 These processes talk to the runtime over a SOCK_SEQPACKET socket (``Channel``): JSON messages of
 any size in chunks of packets, file descriptors in SCM_RIGHTS.  A failure becomes an ``error`` message carrying the
@@ -323,6 +326,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             channel.send({"type": "hooks"})
             state = channel.expect("hooks-done")["state"]
             hooks.run_hooks(config, "createContainer", state)
+        _prepare_in_root(proc, ctx.rootfs)
         if own_mount_ns:
             mounts.pivot_root(ctx.rootfs, ctx.no_pivot)
         else:
@@ -361,12 +365,14 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             except OSError as exc:
                 if exc.errno not in (38, 1, 13):  # ENOSYS/EPERM/EACCES: keyrings unavailable
                     raise
+        os.setsid()  # its own session and process group, as with runc (getpgrp() == getpid())
         if pty_slave is not None:
-            os.setsid()
             with Step("making the terminal the controlling terminal"):
                 from pyoci_nb.runtime import console
 
                 console.make_controlling_terminal(pty_slave)
+        process.set_scheduling(proc)
+        process.set_memory_policy(linux)
         seccomp_loaded = False
         if seccomp_config and (not proc.get("noNewPrivileges") or seccomp_config.get("listenerPath")):
             # without no_new_privs the filter needs CAP_SYS_ADMIN: load it before dropping caps
@@ -374,7 +380,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             _load_seccomp(seccomp_filter, channel)
             seccomp_loaded = True
         setgroups_allowed = _setgroups_allowed()
-        process.set_user_and_capabilities(proc, setgroups_allowed)
+        _warn(channel, process.set_user_and_capabilities(proc, setgroups_allowed))
         process.set_no_new_privileges(proc)
         process.change_directory(proc)
         with Step("resolving the executable"):
@@ -393,6 +399,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         # the byte says "started"; the FIFO closing on execve (CLOEXEC) tells `start` that the
         # user process runs, so poststart hooks run after it (runtime.md)
         os.write(fifo, b"0")
+        process.set_personality(linux)
         process.hide_the_trampoline()
         if seccomp_config and not seccomp_loaded:
             _load_seccomp(seccomp_filter, None)
@@ -411,6 +418,22 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         else:
             _report_error(channel, exc)
     os._exit(127 if ready else 1)
+
+
+def _prepare_in_root(proc: dict, root: str) -> None:
+    """``process.prepare_in_root`` of the container's init: its root filesystem, mounts made,
+    before pivot_root (the host's /proc still reopens files by fd)."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        process.prepare_in_root(proc, root_fd, create_cwd=True)
+    finally:
+        os.close(root_fd)
+
+
+def _warn(channel: Channel, warning: str | None) -> None:
+    """Have the runtime log ``warning`` (the container's stderr is not the runtime's log)."""
+    if warning:
+        channel.send({"type": "warning", "message": warning})
 
 
 def _open_console(proc: dict):
@@ -471,9 +494,11 @@ def _load_seccomp(compiled, channel: Channel | None) -> None:
 
 
 def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve: int,
-              console_fd: int | None, seccomp_config: dict | None, stdio: tuple) -> None:
+              console_fd: int | None, seccomp_config: dict | None, stdio: tuple,
+              linux: dict | None = None) -> None:
     """``pyoci exec``: an intermediate joins the namespaces of the container's init and forks
-    the process, which applies ``proc`` and execs.  Never returns."""
+    the process, which applies ``proc`` (and the container's ``linux.memoryPolicy`` and
+    ``linux.personality``) and execs.  Never returns."""
     status = 1
     try:
         sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
@@ -482,10 +507,19 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
         preload_modules({"process": proc})
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")
+        # the container's root as its init sees it, through the host's /proc (before joining)
+        with Step(f"opening the root of pid {pid}"):
+            root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            process.prepare_in_root(proc, root_fd, create_cwd=False)
+        except BaseException:
+            os.close(root_fd)
+            raise
         root = None
         if "mount" not in kinds:  # the container shares our mount namespace: its root is a chroot
-            with Step(f"opening the root directory of pid {pid}"):
-                root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            root = root_fd
+        else:
+            os.close(root_fd)
         with Step(f"joining the namespaces of pid {pid}"):
             namespaces.join_process(pid, kinds)
         if root is not None:
@@ -497,7 +531,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
         child = os.fork()
         if child == 0:
             try:
-                _exec_child(proc, channel, preserve, console_fd, compiled)
+                _exec_child(proc, channel, preserve, console_fd, compiled, linux or {})
             except BaseException as exc:
                 _report_error(channel, exc)
             os._exit(1)
@@ -510,9 +544,9 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
 
 
 def _exec_child(proc: dict, channel: Channel, preserve: int, console_fd: int | None,
-                seccomp_config) -> None:
+                seccomp_config, linux: dict) -> None:
+    os.setsid()  # its own session and process group, as the container's init (and runc)
     if proc.get("terminal"):
-        os.setsid()
         with Step("setting up the terminal"):
             from pyoci_nb.runtime import console
 
@@ -523,15 +557,18 @@ def _exec_child(proc: dict, channel: Channel, preserve: int, console_fd: int | N
             console.make_controlling_terminal(slave)
     process.set_oom_score_adj(proc)
     process.set_rlimits(proc)
+    process.set_scheduling(proc)
+    process.set_memory_policy(linux)
     seccomp_loaded = False
     if seccomp_config and not proc.get("noNewPrivileges"):
         _load_seccomp(seccomp_config, channel)
         seccomp_loaded = True
-    process.set_user_and_capabilities(proc, _setgroups_allowed())
+    _warn(channel, process.set_user_and_capabilities(proc, _setgroups_allowed()))
     process.set_no_new_privileges(proc)
     process.change_directory(proc)
     with Step("resolving the executable"):
         executable = process.resolve_executable(proc)
+    process.set_personality(linux)
     process.hide_the_trampoline()
     if seccomp_config and not seccomp_loaded:
         _load_seccomp(seccomp_config, channel)

@@ -90,10 +90,16 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 # x86_64 / aarch64 syscall numbers for calls glibc 2.36 has no wrapper for
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "keyctl": 250, "mount_setattr": 442,
-               "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436},
+               "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436,
+               "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "keyctl": 219, "mount_setattr": 442,
-                "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436},
+                "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436,
+                "sched_setattr": 274, "ioprio_set": 30, "set_mempolicy": 237},
 }
+
+#: this machine's table of ``_SYSCALLS`` (looked up once: ``os.uname().machine`` says "i686"
+#: once ``linux.personality`` LINUX32 is applied, just before the container's execve)
+_machine_syscalls: dict | None = None
 
 _libc = None
 
@@ -114,15 +120,12 @@ def libc():
     return _libc
 
 
-_numbers: dict[str, int] | None = None
-
-
 def _syscall_number(name: str) -> int:
-    global _numbers
-    if _numbers is None:
-        _numbers = _SYSCALLS.get(os.uname().machine, {})
+    global _machine_syscalls
+    if _machine_syscalls is None:
+        _machine_syscalls = _SYSCALLS.get(os.uname().machine, {})
     try:
-        return _numbers[name]
+        return _machine_syscalls[name]
     except KeyError:
         raise OSError(38, f"{name}: no syscall number known for {os.uname().machine}") from None
 
@@ -514,3 +517,53 @@ def is_mount_root(fd: int) -> bool:
         return mount_id(parent) != mount_id(fd) or os.fstat(parent).st_ino == os.fstat(fd).st_ino
     finally:
         os.close(parent)
+
+
+# --- the process's scheduling, I/O priority, NUMA memory policy and execution domain ---------
+# (config.md process.scheduler and process.ioPriority, config-linux.md linux.memoryPolicy and
+# linux.personality): what init and exec apply to themselves before the container's execve.
+SCHED_ATTR_SIZE_VER0 = 48
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+
+def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0, runtime: int = 0,
+                  deadline: int = 0, period: int = 0) -> None:
+    """sched_setattr(2) of the calling thread (struct sched_attr, SCHED_ATTR_SIZE_VER0: the
+    fields config.md ``process.scheduler`` has)."""
+    import struct
+
+    attr = struct.pack("=IIQiIQQQ", SCHED_ATTR_SIZE_VER0, policy, flags, nice, priority,
+                       runtime, deadline, period)
+    _check(libc().syscall(_syscall_number("sched_setattr"), 0, attr, 0), "sched_setattr")
+
+
+def ioprio_set(io_class: int, level: int) -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(class, level)) for the calling thread."""
+    _check(libc().syscall(_syscall_number("ioprio_set"), IOPRIO_WHO_PROCESS, 0,
+                          (io_class << IOPRIO_CLASS_SHIFT) | level), "ioprio_set")
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """set_mempolicy(2): ``mode`` (MPOL_* | MPOL_F_* flags) over the NUMA ``nodes`` (a bitmask
+    of unsigned longs; maxnode is one more than the bits passed, as the kernel expects)."""
+    import ctypes
+
+    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
+    words = (max(nodes) // bits + 1) if nodes else 1
+    mask = (ctypes.c_ulong * words)()
+    for node in nodes:
+        mask[node // bits] |= 1 << (node % bits)
+    _check(libc().syscall(_syscall_number("set_mempolicy"), ctypes.c_int(mode),
+                          mask if nodes else None, ctypes.c_ulong(words * bits + 1 if nodes else 0)),
+           "set_mempolicy")
+
+
+def personality(persona: int) -> None:
+    """personality(2): set the execution domain (PER_LINUX32 makes ``uname -m`` say i686)."""
+    import ctypes
+
+    call = libc().personality
+    call.argtypes = (ctypes.c_ulong,)
+    call.restype = ctypes.c_int  # the previous persona, or -1
+    _check(call(persona), "personality")
