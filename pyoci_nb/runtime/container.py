@@ -136,9 +136,9 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
         raise ConfigError("root.path is missing", where="root.path",
                           why="config.md (Linux): root is REQUIRED", hint='e.g. {"path": "rootfs"}')
     _refuse_unsupported(config)
-    _check_shapes(config)
     proc = config.get("process")
-    process.check_process(proc)
+    process.check_process(proc)  # (first: config.md's order, process before mounts)
+    _check_shapes(config)
     linux = config.get("linux") or {}
     process.check_linux_process(linux)
     hooks.check_hooks(config)
