@@ -335,7 +335,7 @@ class StateDir:
             if owned:
                 os.close(dir_fd)
         try:
-            return jsonio.loads(_read_all(fd))
+            return jsonio.loads(syscalls.read_fd(fd))
         except (ValueError, OSError) as exc:
             raise BadState("state.json is corrupt", where=self.state_path, why=str(exc),
                                  hint=f"pyoci delete --force {self.id} removes it") from None
@@ -458,14 +458,6 @@ class StateDir:
             if owned:
                 os.close(fd)
 
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def _is(name: str, dir_fd: int, kind: int | None = None) -> bool:

@@ -7,10 +7,7 @@ checks at the end (they fail before touching any container).  No container is cr
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -7,9 +7,6 @@ import datetime
 import gc
 import json
 import math
-import os
-import subprocess
-import sys
 import weakref
 from pathlib import Path
 
