@@ -59,7 +59,7 @@ def parse(config: dict) -> tuple[dict[str, str], int]:
 def check_namespace_path(path: str, kind: str, where: str) -> None:
     """Refuse a ``path`` that is not a namespace of type ``kind``."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not hang us
     except OSError as exc:
         raise ConfigError(f"cannot open namespace path {path!r}", where=where,
                           why=exc.strerror) from None
@@ -82,7 +82,7 @@ def join(joined: dict[str, str]) -> None:
         path = joined.get(kind)
         if not path:
             continue
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             sc.setns(fd, NAMESPACES[kind][0])
         except OSError as exc:

@@ -257,6 +257,17 @@ def test_a_config_json_fifo_does_not_hang_the_runtime(box):
     assert_refused(box, proc, "regular file")
 
 
+@pytest.mark.runc_divergent  # runc 1.1.5 blocks opening the FIFO
+def test_a_namespace_path_that_is_a_fifo_does_not_hang_the_runtime(box, tmp_path):
+    """``linux.namespaces[].path`` naming a FIFO: opening it to check its type must not block."""
+    fifo = tmp_path / "netns"
+    os.mkfifo(fifo)
+    box.set_namespace("network", str(fifo))
+    box.save()
+    proc = box.runtime("create", "--bundle", box.bundle, box.id, timeout=30)
+    assert_refused(box, proc, "linux.namespaces")
+
+
 # --- the Python API ----------------------------------------------------------------------------
 
 API_CASES = [
