@@ -1056,6 +1056,13 @@ class Container(ReprMixin):
         process.check_preserved_fds(preserve_fds)
         record = self._record()
         status = derive_status(record, self._dir)
+        if status == "created" and os.geteuid() != 0:
+            raise InvalidState("an unprivileged runtime cannot exec into a created container",
+                               where=f"container {self.id!r}",
+                               why="until the container's program runs, its init is non-dumpable (nothing "
+                                   "of the runtime is reachable through its /proc from inside), and "
+                                   "opening its namespaces then needs CAP_SYS_PTRACE on the host",
+                               hint="start the container first, then exec into it")
         if status not in ("created", "running"):
             raise InvalidState("container not running" if status != "paused" else "container is paused",
                                where=f"container {self.id!r}",

@@ -267,3 +267,29 @@ def test_seccomp_in_a_rootless_container(session, runtime, no_new_privileges):
     proc = run(session, runtime, "rl-seccomp")
     assert proc.returncode == 1
     assert os.strerror(42) in proc.stderr
+
+
+def test_exec_into_a_created_container(session, runtime):
+    """The created (not yet started) init is non-dumpable (nothing of the runtime is reachable
+    through its /proc), so an unprivileged runtime cannot open its namespaces: pyoci says so
+    clearly and exec works once the container runs (runc 1.1.5 leaves its init dumpable)."""
+    rootless_bundle(session, runtime, ["sleep", "300"])
+    argv = session.runtime_argv(runtime)
+    try:
+        created = session.as_user(*argv, "create", "rl-created")
+        assert created.returncode == 0, created.stderr
+        executed = session.as_user(*argv, "exec", "rl-created", "sh", "-c", "echo joined; id -u")
+        if runtime == "runc":  # runc 1.1.5's created init is dumpable: its /proc is open to the container
+            assert executed.returncode == 0, executed.stderr
+            assert executed.stdout.split("\n")[:2] == ["joined", "0"]
+        else:  # refused, clearly, rather than opening the init's /proc to the container
+            assert executed.returncode != 0
+            assert "cannot exec into a created container" in executed.stderr, executed.stderr
+            assert "start the container first" in executed.stderr
+            started = session.as_user(*argv, "start", "rl-created")
+            assert started.returncode == 0, started.stderr
+            executed = session.as_user(*argv, "exec", "rl-created", "sh", "-c", "echo joined; id -u")
+            assert executed.returncode == 0, executed.stderr
+            assert executed.stdout.split("\n")[:2] == ["joined", "0"]
+    finally:
+        session.as_user(*argv, "delete", "--force", "rl-created")
