@@ -345,6 +345,15 @@ def assert_nothing_left(box: "Box", grace: float = 3.0) -> None:
     assert found == [], "left behind: " + "; ".join(found)
 
 
+def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a live process (not gone, not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def host_ns(name: str, pid: int | str = "self") -> str:
     """``readlink /proc/<pid>/ns/<file>``, e.g. ``net:[4026531840]``."""
     return os.readlink(f"/proc/{pid}/ns/{NS_FILE.get(name, name)}")

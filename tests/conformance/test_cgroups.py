@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from oci_harness import assert_nothing_left
+from oci_harness import assert_nothing_left, pid_alive
 
 
 def v1_mount(controller: str) -> Path | None:
@@ -30,14 +30,6 @@ def v1_mount(controller: str) -> Path | None:
         if len(tail) >= 3 and tail[0] == "cgroup" and controller in tail[2].split(","):
             return Path(fields[4])
     return None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 # --- item 1: device rules in the listed order ---------------------------------------------------

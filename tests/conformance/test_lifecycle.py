@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from oci_harness import assert_nothing_left, host_ns
+from oci_harness import assert_nothing_left, host_ns, pid_alive
 
 LIFECYCLE_VERBS = [("state",), ("start",), ("kill", "KILL"), ("delete",), ("exec", "true"),
                    ("ps",), ("pause",), ("resume",)]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def wait_gone(pid: int, timeout: float = 10) -> bool:
