@@ -14,7 +14,6 @@ gcc into a static binary (cached per session), so it runs inside a busybox rootf
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,55 +23,12 @@ import pytest
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE.parent / "conformance"))
 
-from oci_harness import Box, Runtime  # noqa: E402
-
-_ROOT_CONFTEST = _HERE.parent / "conftest.py"
-
-
-def _root_conftest(config):
-    for plugin in config.pluginmanager.get_plugins():
-        if getattr(plugin, "__file__", None) and Path(plugin.__file__).resolve() == _ROOT_CONFTEST:
-            return plugin
-    raise RuntimeError(f"{_ROOT_CONFTEST} is not loaded")
-
-
-def runtime_name(command) -> str:
-    """'runc', 'pyoci' or the first word of another runtime's ``--version``."""
-    try:
-        out = subprocess.run(list(command) + ["--version"], capture_output=True, text=True,
-                             timeout=30).stdout
-    except OSError:
-        return "unknown"
-    words = out.split()
-    return words[0] if words else "unknown"
+from oci_fixtures import box, mark_items, runtime  # noqa: E402,F401  (fixtures)
 
 
 def pytest_collection_modifyitems(config, items):
-    mine = [item for item in items if _HERE in Path(str(item.fspath)).resolve().parents]
-    if not mine:
-        return
-    name = runtime_name(_root_conftest(config).pyoci_command())
-    for item in mine:
-        if "runc_divergent" in item.keywords and name == "runc":
-            item.add_marker(pytest.mark.skip(reason="runc 1.1.5 is vulnerable here too"))
-        if "pyoci_only" in item.keywords and name != "pyoci":
-            item.add_marker(pytest.mark.skip(reason=f"pyoci-specific (runtime is {name})"))
-        if os.geteuid() != 0:
-            item.add_marker(pytest.mark.skip(reason="the attacks run real containers as root"))
-
-
-@pytest.fixture
-def runtime(request, state_root) -> Runtime:
-    """The runtime under test with this test's private ``--root``."""
-    return Runtime(_root_conftest(request.config).pyoci_command(), state_root)
-
-
-@pytest.fixture
-def box(runtime, busybox_bundle, container_id):
-    """A busybox bundle + container id; the container is force-deleted after the test."""
-    b = Box(runtime, busybox_bundle, container_id)
-    yield b
-    runtime("delete", "--force", container_id)
+    mark_items(config, items, _HERE, divergent_reason="runc 1.1.5 is vulnerable here too",
+               root_reason="the attacks run real containers as root")
 
 
 @pytest.fixture(scope="session")
