@@ -643,7 +643,7 @@ def exec_process(process: dict, executable: str, preserve: int, report_fd: int) 
     (CVE-2019-5736).  A failing execve is reported on ``report_fd``."""
     for fd in range(3, 3 + preserve):
         os.set_inheritable(fd, True)
-    sc.cloexec_from(3 + preserve)
+    sc.close_range(3 + preserve, cloexec=True)  # (whatever was opened since init closed the rest)
     trampoline.execve(executable, process["args"], env_dict(process), report_fd)
 
 

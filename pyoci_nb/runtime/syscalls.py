@@ -375,11 +375,6 @@ def close_range(first: int, last: int = 0xFFFFFFFF, cloexec: bool = False) -> No
                 pass  # the fd of the listing itself, closed meanwhile
 
 
-def cloexec_from(first: int) -> None:
-    """Mark every fd >= ``first`` close-on-exec."""
-    close_range(first, cloexec=True)
-
-
 def set_child_subreaper(enabled: bool = True) -> None:
     """PR_SET_CHILD_SUBREAPER: orphaned descendants (a container's init) are reparented to us."""
     prctl(PR_SET_CHILD_SUBREAPER, 1 if enabled else 0)
