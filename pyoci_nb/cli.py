@@ -246,7 +246,14 @@ def _main(argv: list[str]) -> int:
                                    why="pyoci manages cgroups through the cgroupfs driver only",
                                    hint="drop the flag (podman: --cgroup-manager=cgroupfs; containerd: SystemdCgroup = false)")
         handler = _load_handler(args.command)
-        return int(handler(args) or 0)
+        from pyoci_nb.runtime import container
+
+        # the command line forks containers itself (it is the engine engines talk to)
+        outer, container.IN_PROCESS = container.IN_PROCESS, True
+        try:
+            return int(handler(args) or 0)
+        finally:
+            container.IN_PROCESS = outer
     except PyociError as exc:
         _report_error(args, str(exc))
         return 1

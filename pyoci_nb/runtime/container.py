@@ -23,8 +23,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci_nb.errors import (ConfigError, ContainerError, ContainerExists, ContainerNotFound,
-                             InvalidState, PyociError, SetupError)
+from pyoci_nb.errors import (ConfigError, ContainerError, InvalidState, PyociError, SetupError)
 from pyoci_nb.richrepr import ReprMixin
 from pyoci_nb.runtime import hooks, jsonio, log, namespaces, process, trampoline
 from pyoci_nb.runtime import syscalls as sc
@@ -450,14 +449,80 @@ def _wait_gone(pid: int, start_time: int | None, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(pid, os.WNOHANG)
             if done == pid:
+                _note_exit(pid, status)
                 return
         except ChildProcessError:
             pass
         if sc.process_start_time(pid) != start_time or start_time is None:
             return
         time.sleep(0.005)
+
+
+#: True in the processes that fork containers themselves: the ``pyoci`` command line and the
+#: engine (``engine.py``).  Everywhere else (a script, a Jupyter kernel) the lifecycle methods
+#: send their work to this process's engine, so the caller is never forked.
+IN_PROCESS = False
+
+#: exit statuses (as ``_exit_code`` gives them) of our children that were reaped before anyone
+#: asked for them; ``exit_status`` hands each out once
+_exit_statuses: dict[int, int] = {}
+
+
+def _note_exit(pid: int, status: int) -> int:
+    code = _exit_code(status)
+    if len(_exit_statuses) > 4096:  # nobody asked for the oldest: forget them
+        for old in list(_exit_statuses)[:1024]:
+            del _exit_statuses[old]
+    _exit_statuses[pid] = code
+    return code
+
+
+def reap_children() -> None:
+    """Reap every child that has exited and keep its status (the engine, between requests)."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            return
+        if info is None:
+            return
+        code = info.si_status + 128 if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
+        _exit_statuses[info.si_pid] = code
+
+
+def exit_status(pid: int) -> int | None:
+    """The exit status of our child ``pid`` once it has exited (once: it is then forgotten);
+    None while it runs or if it is not ours."""
+    if pid not in _exit_statuses:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done != pid:
+            return None
+        _note_exit(pid, status)
+    return _exit_statuses.pop(pid)
+
+
+def is_our_child(pid: int) -> bool:
+    """Is ``pid`` a child of this process (running, or exited and not yet asked for)?"""
+    if pid in _exit_statuses:
+        return True
+    try:
+        data = sc.read_file(f"/proc/{pid}/stat")
+    except OSError:
+        return False
+    return int(data[data.rfind(b")") + 2:].split()[1]) == os.getpid()
+
+
+def list_ids_quietly(root: str) -> list[str]:
+    """The container ids in a state root; none if it cannot be read."""
+    try:
+        return list_ids(root)
+    except (OSError, PyociError):
+        return []
 
 
 def _kill_quietly(pid: int, sig: int = 9) -> None:
@@ -472,6 +537,11 @@ def _kill_quietly(pid: int, sig: int = 9) -> None:
 #: processes it waits for.  PR_SET_CHILD_SUBREAPER makes every orphan below us our child, and a
 #: caller (pytest, a Jupyter kernel) never reaps those: so it is held only while needed.
 _subreaper_holders: set = set()
+
+
+def keep_subreaper(holder) -> None:
+    """Stay a subreaper for good (the engine: it reaps every container process itself)."""
+    _subreaper_holders.add(holder)
 
 
 def _hold_subreaper(holder) -> None:
@@ -523,6 +593,14 @@ class Container(ReprMixin):
         self.root = os.path.abspath(root or default_root())
         self._dir = StateDir(self.root, container_id)
         self._exit_status: int | None = None
+        self._pidfd: int | None = None  # the init's, from the engine that made it
+
+    def __del__(self):
+        if getattr(self, "_pidfd", None) is not None:
+            try:
+                os.close(self._pidfd)
+            except OSError:
+                pass
 
     @property
     def _subreaper_key(self) -> tuple:
@@ -583,7 +661,8 @@ class Container(ReprMixin):
             except ChildProcessError:
                 return
             if done == pid:
-                self._exit_status = _exit_code(status)
+                self._exit_status = _note_exit(pid, status)
+                _exit_statuses.pop(pid, None)
 
     # --- create ----------------------------------------------------------------------------
     @classmethod
@@ -592,20 +671,31 @@ class Container(ReprMixin):
                pid_file: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
                preserve_fds: int = 0, rootless: bool | None = None,
                stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-               subreaper: bool = True, start: bool = False) -> "Container":
+               subreaper: bool = True, start: bool = False, remove_on_exit: bool = False,
+               cleanup_paths: list[str] | None = None) -> "Container":
         """runtime.md "Create": set up everything config.json asks for, without running the
         user process.  ``stdin``/``stdout``/``stderr`` are fds for the container's stdio
-        (default: ours).  With ``subreaper`` (the Python API's default) this process becomes
-        the init's parent, so ``wait()`` returns its exit status.
+        (default: ours); ``preserve_fds`` passes our fds 3 .. 3+N-1 on as well.
 
         With ``start`` this is runc's ``run`` up to the wait: create, then start, as one
         operation under the per-id lock; the user process is released as soon as init is
-        ready, while the runtime finishes its bookkeeping (state, pid file)."""
+        ready, while the runtime finishes its bookkeeping (state, pid file).
+
+        From Python the work is done by this process's engine (``engine.py``), which is the
+        init's parent, so ``wait()`` returns its exit status.  ``remove_on_exit``: the engine
+        force-deletes the container when this process exits without deleting it;
+        ``cleanup_paths`` are removed with the container (by ``delete``, or then).
+        ``subreaper`` is the command line's: with it, this process becomes the init's parent."""
         bundle_path = _bundle_path(bundle)
         container_id = id or "pyoci-" + os.urandom(6).hex()
         if rootless is None:
             rootless = os.geteuid() != 0
         container = cls(container_id, root)
+        if not IN_PROCESS:
+            container._create_through_engine(bundle_path, console_socket, console_fd, pid_file, no_pivot,
+                                             no_new_keyring, preserve_fds, rootless, (stdin, stdout, stderr),
+                                             start, remove_on_exit, cleanup_paths)
+            return container
         if subreaper:
             _hold_subreaper(container._subreaper_key)
         try:
@@ -618,30 +708,25 @@ class Container(ReprMixin):
     @staticmethod
     def _create_as(container, bundle_path, console_socket, console_fd, pid_file, no_pivot,
                    no_new_keyring, preserve_fds, rootless, stdin, stdout, stderr, start) -> "Container":
-        container_id = container.id
-        if _threaded():
-            # never fork a multi-threaded process to run Python in the child: let a `pyoci
-            # create` child do it (its orphaned init is reparented to us, the subreaper)
-            argv = ["create", "--bundle", bundle_path]
-            argv += ["--console-socket", console_socket] if console_socket else []
-            argv += ["--pid-file", pid_file] if pid_file else []
-            argv += ["--no-pivot"] if no_pivot else []
-            argv += ["--no-new-keyring"] if no_new_keyring else []
-            argv += ["--preserve-fds", str(preserve_fds)] if preserve_fds else []
-            if console_fd is not None:
-                raise ContainerError("console_fd cannot be used from a multi-threaded process",
-                                     hint="pass console_socket (a path) instead")
-            _run_cli(container.root, argv + [container_id], (stdin, stdout, stderr),
-                     rootless=rootless, preserve_fds=preserve_fds)
-            if start:
-                container.start()
-            return container
         with _no_collection():
             container._create(bundle_path, console_socket=console_socket, console_fd=console_fd,
                               pid_file=pid_file, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                               preserve_fds=preserve_fds, rootless=rootless,
                               stdio=(stdin, stdout, stderr), start=start)
         return container
+
+    def _create_through_engine(self, bundle, console_socket, console_fd, pid_file, no_pivot, no_new_keyring,
+                               preserve_fds, rootless, stdio, start, remove_on_exit, cleanup_paths) -> None:
+        from pyoci_nb.runtime.engine import engine
+
+        process.check_preserved_fds(preserve_fds)
+        fds, layout = _fds_for_engine(stdio, console_fd, preserve_fds)
+        result, received = engine().call(
+            "create", fds, bundle=bundle, id=self.id, root=self.root, console_socket=console_socket,
+            pid_file=os.path.abspath(pid_file) if pid_file else None, no_pivot=no_pivot,
+            no_new_keyring=no_new_keyring, rootless=rootless, start=start, layout=layout,
+            remove_on_exit=remove_on_exit, cleanup_paths=[os.fspath(p) for p in cleanup_paths or ()])
+        self._pidfd = received[0] if received else None
 
     def _create(self, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
                 no_new_keyring, preserve_fds, rootless, stdio, start=False) -> None:
@@ -841,6 +926,11 @@ class Container(ReprMixin):
         """runtime.md "Start": run the user process of a ``created`` container, then the
         ``poststart`` hooks (a failure stops and deletes the container -- runtime.md lifecycle
         steps 9, 12, 13: poststop hooks run -- and is an error)."""
+        if not IN_PROCESS:
+            from pyoci_nb.runtime.engine import engine
+
+            engine().call("start", id=self.id, root=self.root)
+            return
         with self._dir.lock():
             record = self._record()
             status = derive_status(record, self._dir)
@@ -951,6 +1041,8 @@ class Container(ReprMixin):
         it runs longer than ``timeout`` seconds."""
         if self._exit_status is not None:
             return self._exit_status
+        if not IN_PROCESS:
+            return self._wait_through_engine(timeout)
         record = self._record()
         pid = record.get("pid") or 0
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -977,11 +1069,43 @@ class Container(ReprMixin):
             time.sleep(0.01)
         return None
 
+    def _wait_through_engine(self, timeout: float | None) -> int | None:
+        from pyoci_nb.runtime.engine import running_engine
+
+        record = self._record()
+        pid = record.get("pid") or 0
+        if pid <= 0:
+            return None
+        current = running_engine()
+        if self._pidfd is None and current is not None:
+            ours, received = current.call("pidfd", pid=pid)
+            if ours and received:
+                self._pidfd = received[0]
+        if self._pidfd is None:  # not made by our engine: its status cannot be known
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while init_alive(record):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"container {self.id!r} still running after {timeout}s")
+                time.sleep(0.01)
+            return None
+        if not wait_readable(self._pidfd, timeout):
+            raise TimeoutError(f"container {self.id!r} still running after {timeout}s")
+        assert current is not None
+        self._exit_status, _ = current.call("status", pid=pid)
+        return self._exit_status
+
     # --- delete ------------------------------------------------------------------------------
     def delete(self, force: bool = False) -> None:
         """runtime.md "Delete": remove what create made (an error unless ``stopped``; with
         ``force`` the processes are killed first).  Runs ``poststop`` hooks (failures are
         warnings), removes the cgroup and the state directory."""
+        if not IN_PROCESS:
+            from pyoci_nb.runtime.engine import engine
+
+            if self._pidfd is not None and self._exit_status is None and wait_readable(self._pidfd, 0):
+                self.wait()  # keep its exit status for a wait() after the delete
+            engine().call("delete", id=self.id, root=self.root, force=force)
+            return
         self._dir.lock()
         try:
             record = self._record()
@@ -1052,7 +1176,51 @@ class Container(ReprMixin):
         """runc's exec: run another process in the container's namespaces and cgroup.
 
         ``process_config`` is a ``process`` object (as in config.json; default: the config's
-        process with ``args`` replaced).  Returns the exit status, or the pid with ``detach``."""
+        process with ``args`` replaced).  Returns the exit status, or the pid with ``detach``.
+        ``popen`` returns a handle instead."""
+        proc = self._exec_process(args, process_config, env, cwd, user, tty, console_socket, console_fd,
+                                  preserve_fds, additional_gids, add_capabilities, no_new_privileges)
+        stdio = (stdin, stdout, stderr)
+        if not IN_PROCESS:
+            started = self._exec_through_engine(proc, console_socket, console_fd, pid_file, preserve_fds, stdio)
+            if detach:
+                return started.pid
+            try:
+                return started.wait()
+            except BaseException:  # interrupted: the process does not outlive the call
+                started.kill()
+                raise
+        # waiting for an exec'd process reparented to us needs us as its subreaper
+        holder = None if detach else ("exec", self.root, self.id, object())
+        if holder:
+            _hold_subreaper(holder)
+        try:
+            pid = self.exec_detached(proc, console_socket=console_socket, console_fd=console_fd,
+                                     pid_file=pid_file, preserve_fds=preserve_fds, stdio=stdio)
+            if detach:
+                return pid
+            _, status = _waitpid_retry(pid)
+            return _exit_code(status)
+        finally:
+            if holder:
+                _drop_subreaper(holder)
+
+    def popen(self, args: list[str] | None = None, *, process_config: dict | None = None,
+              env: list[str] | dict | None = None, cwd: str | None = None, user: str | None = None,
+              tty: bool = False, console_socket: str | None = None, pid_file: str | None = None,
+              stdin: int | None = None, stdout: int | None = None,
+              stderr: int | None = None) -> "ContainerProcess":
+        """Start another process in the container (as ``exec``) and return at once with a
+        handle to it, like ``subprocess.Popen``: ``pid``, ``poll()``, ``wait(timeout)``,
+        ``send_signal()``, ``kill()``, ``returncode``.  Its stdio are the fds given (default:
+        ours), written to directly by the process."""
+        proc = self._exec_process(args, process_config, env, cwd, user, tty, console_socket, None, 0,
+                                  None, None, False)
+        return self._exec_through_engine(proc, console_socket, None, pid_file, 0, (stdin, stdout, stderr))
+
+    def _exec_process(self, args, process_config, env, cwd, user, tty, console_socket, console_fd,
+                      preserve_fds, additional_gids, add_capabilities, no_new_privileges) -> dict:
+        """The checked process object of an exec, for a container that can take one."""
         process.check_preserved_fds(preserve_fds)
         record = self._record()
         status = derive_status(record, self._dir)
@@ -1073,76 +1241,68 @@ class Container(ReprMixin):
         if proc.get("terminal") and not (console_socket or console_fd is not None):
             raise ConfigError("cannot allocate a terminal without a console socket", where="--tty",
                               hint="pass --console-socket")
+        return proc
+
+    def _exec_through_engine(self, proc, console_socket, console_fd, pid_file, preserve_fds,
+                             stdio) -> "ContainerProcess":
+        from pyoci_nb.runtime.engine import engine
+
+        fds, layout = _fds_for_engine(stdio, console_fd, preserve_fds)
+        current = engine()
+        result, received = current.call("exec", fds, id=self.id, root=self.root, process=proc,
+                                        console_socket=console_socket, layout=layout,
+                                        pid_file=os.path.abspath(pid_file) if pid_file else None)
+        return ContainerProcess(self, list(proc.get("args") or []), result["pid"],
+                                received[0] if received else None, current)
+
+    def exec_detached(self, proc: dict, *, console_socket: str | None = None, console_fd: int | None = None,
+                      pid_file: str | None = None, preserve_fds: int = 0,
+                      stdio: tuple = (None, None, None)) -> int:
+        """The process of an exec, started; returns its pid (this process's own work: the
+        command line's, or the engine's).
+
+        Privileged, the process is forked straight into the container's pid namespace (our
+        ``pid_for_children`` set to it around the fork) and joins the other namespaces and the
+        cgroup itself: it is our child, nothing sits between us.  Unprivileged (joining the
+        pid namespace needs CAP_SYS_ADMIN in our own user namespace) or with a time namespace,
+        an intermediate joins them and forks it (``init.exec_main``)."""
+        record = self._record()
         seccomp_config = (record["config"].get("linux") or {}).get("seccomp")
-        # waiting for the exec'd process (our grandchild) needs us as its subreaper
-        holder = None if detach else ("exec", self.root, self.id, object())
-        if holder:
-            _hold_subreaper(holder)
-        try:
-            return self._run_exec(record, proc, seccomp_config, console_socket, console_fd, detach,
-                                  pid_file, preserve_fds, stdin, stdout, stderr)
-        finally:
-            if holder:
-                _drop_subreaper(holder)
-
-    def _run_exec(self, record, proc, seccomp_config, console_socket, console_fd, detach, pid_file,
-                  preserve_fds, stdin, stdout, stderr) -> int:
-        """exec's fork (or ``pyoci exec`` from a multi-threaded process) and wait."""
-        if _threaded():
-            return self._exec_through_cli(proc, console_socket, console_fd, detach, pid_file,
-                                          preserve_fds, (stdin, stdout, stderr))
-        from pyoci_nb.runtime.init import exec_main
-
-        closers = []
+        closers: list = []
         console_fd, parent, child = _channels(console_socket, console_fd, closers)
         init_pid = record["pid"]
         kinds = namespaces.different_namespaces(init_pid)
+        direct = os.geteuid() == 0 and "time" not in kinds
+        pid = ipid = 0
         with _no_collection():  # the child shares our memory until it execs
-            ipid = os.fork()
-            if ipid == 0:
-                parent.sock.close()
-                exec_main(proc, init_pid, kinds, child, preserve_fds, console_fd, seccomp_config,
-                          (stdin, stdout, stderr), record["config"].get("linux") or {})
-            child.close()
-            pid = 0
             try:
+                if direct:
+                    from pyoci_nb.runtime.init import exec_direct
+
+                    compiled = _compiled_seccomp(self.id, seccomp_config)
+                    pid = namespaces.fork_into_pid_namespace_of(init_pid) if "pid" in kinds else os.fork()
+                    if pid == 0:
+                        parent.sock.close()
+                        exec_direct(proc, init_pid, [k for k in kinds if k != "pid"], child, preserve_fds,
+                                    console_fd, compiled, stdio, record["config"].get("linux") or {})
+                else:
+                    from pyoci_nb.runtime.init import exec_main
+
+                    ipid = os.fork()
+                    if ipid == 0:
+                        parent.sock.close()
+                        exec_main(proc, init_pid, kinds, child, preserve_fds, console_fd, seccomp_config,
+                                  stdio, record["config"].get("linux") or {})
+                child.close()
                 if record.get("cgroup"):
                     from pyoci_nb.runtime.cgroups import manager_from_state
 
-                    manager_from_state(record["cgroup"]).apply(ipid)
+                    manager_from_state(record["cgroup"]).apply(pid or ipid)
                 parent.send({"type": "go"})
-                while True:
-                    message, fds = parent.receive()
-                    if message is None:
-                        break
-                    if message.get("type") == "pid":
-                        pid = message["pid"]
-                        os.waitpid(ipid, 0)
-                        ipid = 0
-                    elif message.get("type") == "seccomp-listener":
-                        # as runc: the agent gets a listener for the exec'd process too
-                        from pyoci_nb.runtime import seccomp
-
-                        try:
-                            seccomp.send_listener(seccomp_config["listenerPath"], fds[0],
-                                                  public_state(record, "running"),
-                                                  seccomp_config.get("listenerMetadata", ""), pid=pid or None)
-                        finally:
-                            for fd in fds:
-                                os.close(fd)
-                        parent.send({"type": "seccomp-listener-done"})
-                    elif message.get("type") == "warning":
-                        log.warning(message.get("message") or "")
-                    elif message.get("type") == "error":
-                        raise SetupError("exec failed", why=message.get("message"))
-                    elif message.get("type") == "exec-failed":
-                        raise SetupError("exec failed", why=_exec_failure(proc, message["errno"]))
-                if not pid:
-                    raise SetupError("exec failed", why="the process exited before reporting")
+                pid = self._exec_conversation(parent, proc, record, seccomp_config, pid, ipid)
             except BaseException:
-                _kill_quietly(pid)
-                _kill_quietly(ipid)
-                for p in (ipid, pid):
+                for p in (pid, ipid):
+                    _kill_quietly(p)
                     if p:
                         try:
                             os.waitpid(p, 0)
@@ -1152,84 +1312,165 @@ class Container(ReprMixin):
             finally:
                 for closer in closers:
                     closer.close()
+                parent.close()
         if pid_file:
             _write_file_atomic(os.path.abspath(pid_file), str(pid))
-        if detach:
-            return pid
-        _, status = _waitpid_retry(pid)
-        return _exit_code(status)
+        return pid
+
+    def _exec_conversation(self, parent, proc, record, seccomp_config, pid, ipid) -> int:
+        """Answer the exec'd process (or its intermediate) until its channel closes on execve;
+        returns the process's pid."""
+        while True:
+            message, fds = parent.receive()
+            if message is None:
+                break
+            kind = message.get("type")
+            if kind == "pid":
+                pid = message["pid"]
+                os.waitpid(ipid, 0)
+            elif kind == "seccomp-listener":
+                # as runc: the agent gets a listener for the exec'd process too
+                from pyoci_nb.runtime import seccomp
+
+                try:
+                    seccomp.send_listener(seccomp_config["listenerPath"], fds[0], public_state(record, "running"),
+                                          seccomp_config.get("listenerMetadata", ""), pid=pid or None)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
+                parent.send({"type": "seccomp-listener-done"})
+            elif kind == "warning":
+                log.warning(message.get("message") or "")
+            elif kind == "error":
+                raise SetupError("exec failed", why=message.get("message"))
+            elif kind == "exec-failed":
+                raise SetupError("exec failed", why=_exec_failure(proc, message["errno"]))
+        if not pid:
+            raise SetupError("exec failed", why="the process exited before reporting")
+        return pid
 
 
-    def _exec_through_cli(self, proc, console_socket, console_fd, detach, pid_file, preserve_fds, stdio):
-        """``exec`` from a multi-threaded process: a ``pyoci exec --process`` child does the forking."""
-        import tempfile
+class ContainerProcess:
+    """A process started in a container by ``Container.popen`` (or ``exec``), like a
+    ``subprocess.Popen``: the engine that made it is its parent and hands us a pidfd, which
+    becomes readable when the process exits; ``returncode`` is 128+N after signal N."""
 
-        if console_fd is not None:
-            raise ContainerError("console_fd cannot be used from a multi-threaded process",
-                                 hint="pass console_socket (a path) instead")
-        with tempfile.TemporaryDirectory(prefix="pyoci-exec-") as work:
-            process_file = os.path.join(work, "process.json")
-            with open(process_file, "w") as f:
-                f.write(jsonio.dumps(proc))
-            own_pid_file = pid_file or os.path.join(work, "pid")
-            argv = ["exec", "--detach", "--process", process_file, "--pid-file", own_pid_file]
-            argv += ["--console-socket", console_socket] if console_socket else []
-            argv += ["--preserve-fds", str(preserve_fds)] if preserve_fds else []
-            _run_cli(self.root, argv + [self.id], stdio, preserve_fds=preserve_fds)
-            with open(own_pid_file) as f:
-                pid = int(f.read())
-        if detach:
-            return pid
-        _, status = _waitpid_retry(pid)
-        return _exit_code(status)
+    def __init__(self, container: "Container", args: list[str], pid: int, pidfd: int | None, engine):
+        self.container = container
+        self.args = args
+        self.pid = pid
+        self.returncode: int | None = None
+        self._pidfd = pidfd
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"<ContainerProcess pid={self.pid} args={self.args!r} returncode={self.returncode!r}>"
+
+    def fileno(self) -> int | None:
+        """The pidfd (readable once the process has exited), for ``select``; None if it had
+        exited before we could hold it."""
+        return self._pidfd
+
+    def poll(self) -> int | None:
+        """The exit status if the process has exited, else None."""
+        if self.returncode is None and (self._pidfd is None or wait_readable(self._pidfd, 0)):
+            self._collect()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit; TimeoutError after ``timeout`` seconds."""
+        if self.returncode is None:
+            if self._pidfd is not None and not wait_readable(self._pidfd, timeout):
+                raise TimeoutError(f"process {self.pid} of container {self.container.id!r} still "
+                                   f"running after {timeout}s")
+            self._collect()
+        assert self.returncode is not None
+        return self.returncode
+
+    def _collect(self) -> None:
+        status, _ = self._engine.call("status", pid=self.pid)
+        self.returncode = -1 if status is None else status
+        self._close()
+
+    def send_signal(self, sig: int | str) -> None:
+        """Send a signal to the process (nothing once it has exited)."""
+        if self.returncode is not None or self._pidfd is None:
+            return
+        import signal
+
+        try:
+            signal.pidfd_send_signal(self._pidfd, parse_signal(sig))
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        self.send_signal(9)
+
+    def _close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def __del__(self):
+        self._close()
 
 
-def _threaded() -> bool:
-    """Does this process run other Python threads (then it must not fork to run Python)?
-    Without ``threading`` imported, only ``_thread`` can have started any: importing
-    ``threading`` just to ask would cost every ``pyoci create`` ~2 ms."""
-    import sys
+def wait_readable(fd: int, timeout: float | None) -> bool:
+    """Wait until ``fd`` is readable (a pidfd: its process exited); False after ``timeout``."""
+    import select
 
-    threading = sys.modules.get("threading")
-    if threading is not None:
-        return threading.active_count() > 1
-    import _thread
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if poller.poll(None if remaining is None else remaining * 1000):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
 
-    return _thread._count() > 0
+
+def _fds_for_engine(stdio: tuple, console_fd: int | None, preserve_fds: int) -> tuple[list[int], dict]:
+    """The fds a request hands the engine and their roles: stdio (ours where not given), a
+    console, and our fds 3 .. 3+N-1 for ``preserve_fds``."""
+    fds: list[int] = []
+    roles: list = []
+    for number, fd in enumerate(stdio):
+        if fd is None:
+            fd = number
+            try:
+                os.fstat(fd)
+            except OSError:  # ours is closed: the container gets nothing there either
+                roles.append(None)
+                continue
+        roles.append(len(fds))
+        fds.append(fd)
+    layout: dict = {"stdio": roles}
+    if console_fd is not None:
+        layout["console"] = len(fds)
+        fds.append(console_fd)
+    layout["preserve"] = list(range(len(fds), len(fds) + preserve_fds))
+    fds += list(range(3, 3 + preserve_fds))
+    return fds, layout
 
 
-def _run_cli(root: str, argv: list[str], stdio: tuple, rootless: bool | None = None,
-             preserve_fds: int = 0) -> None:
-    """Run ``python -m pyoci_nb --root ROOT ARGV`` with the container's stdio; its error
-    becomes the same PyociError the in-process code would raise."""
-    import subprocess
-    import sys
-    import tempfile
+_seccomp_cache: dict = {}
 
-    stdin, stdout, stderr = stdio
-    with tempfile.TemporaryFile() as log_file:
-        log_path = f"/proc/self/fd/{log_file.fileno()}"
-        command = [sys.executable, "-m", "pyoci_nb", "--root", root, "--log", log_path,
-                   "--log-format", "json"]
-        if rootless is not None:
-            command += ["--rootless", "true" if rootless else "false"]
-        done = subprocess.run(command + argv,
-                              stdin=stdin,
-                              stdout=stdout, stderr=stderr if stderr is not None else None,
-                              pass_fds=[log_file.fileno()] + list(range(3, 3 + preserve_fds)))
-        log_file.seek(0)
-        records = [jsonio.loads(line) for line in log_file.read().decode().splitlines() if line.strip()]
-        for record in records:  # the child's warnings are this process's (unknown capabilities ...)
-            if record.get("level") == "warning":
-                log.warning(record.get("msg", ""))
-        if done.returncode != 0:
-            errors = [record for record in records if record.get("level") == "error"]
-            message = errors[-1]["msg"] if errors else f"pyoci {argv[0]} exited with status {done.returncode}"
-            if "does not exist" in message:
-                raise ContainerNotFound(argv[-1])
-            if "already exists" in message:
-                raise ContainerExists(message)
-            raise ContainerError(message)
+
+def _compiled_seccomp(container_id: str, seccomp_config: dict | None):
+    """The container's seccomp filter compiled once for all its execs (the default profile
+    takes milliseconds to compile); None without one."""
+    if not seccomp_config:
+        return None
+    from pyoci_nb.runtime.init import _compile_seccomp
+
+    key = (container_id, jsonio.dumps(seccomp_config))
+    if key not in _seccomp_cache:
+        if len(_seccomp_cache) > 64:
+            _seccomp_cache.clear()
+        _seccomp_cache[key] = _compile_seccomp(seccomp_config)
+    return _seccomp_cache[key]
 
 
 def _waitpid_retry(pid: int) -> tuple[int, int]:
@@ -1363,32 +1604,17 @@ def run(bundle, args: list[str] | None = None, *, id: str | None = None, root: s
 
     ``args`` replaces ``process.args`` of the bundle's config (the bundle is not modified);
     ``input`` is fed to the process's stdin; ``timeout`` kills it (SIGKILL) and raises
-    ``TimeoutError``; ``check`` raises ``ContainerError`` on a non-zero status.  In a
-    multi-threaded process (a Jupyter kernel) the container is made by the single-threaded
-    fork server (``forkserver.py``), never by forking this process."""
-    bundle_path = _bundle_path(bundle)
+    ``TimeoutError``; ``check`` raises ``ContainerError`` on a non-zero status; an interrupt
+    (KeyboardInterrupt) kills and deletes the container.  The container is made by this
+    process's engine (``engine.py``), never by forking this process, and is removed by the
+    engine if this process dies first."""
+    bundle = _bundle_path(bundle)
     root = os.path.abspath(os.fspath(root)) if root is not None else None
     if args is not None and (not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args)):
         raise ConfigError(f"args must be a list of strings, not {args!r:.80}", where="args",
                           hint='e.g. run(bundle, ["echo", "hi"])')
     if isinstance(input, str):
         input = input.encode()
-    if _threaded():
-        from pyoci_nb.runtime import forkserver
-
-        result = forkserver.run(bundle_path, args, id=id, root=root, capture_output=capture_output,
-                                input=input, timeout=timeout)
-    else:
-        result = run_here(bundle_path, args, id=id, root=root, capture_output=capture_output,
-                          input=input, timeout=timeout)
-    if check:
-        result.check_returncode()
-    return result
-
-
-def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, input=None,
-             timeout=None) -> CompletedContainer:
-    """``run`` by forking this (single-threaded) process."""
     import tempfile
 
     work = None
@@ -1433,7 +1659,8 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
             pipes += [out_r, out_w, err_r, err_w]
             stdout_fd, stderr_fd = out_w, err_w
         container = Container.create(bundle_for_create, id=id, root=root, stdin=stdin_fd,
-                                     stdout=stdout_fd, stderr=stderr_fd, start=True)
+                                     stdout=stdout_fd, stderr=stderr_fd, start=True, remove_on_exit=True,
+                                     cleanup_paths=[work] if work else None)
         try:
             for fd in (stdin_fd, stdout_fd, stderr_fd):
                 if fd is not None:
@@ -1444,7 +1671,7 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
         finally:
             container.delete(force=True)
         result_args = list(args) if args is not None else config["process"]["args"]
-        return CompletedContainer(result_args, code, stdout, stderr, id=container.id)
+        result = CompletedContainer(result_args, code, stdout, stderr, id=container.id)
     finally:
         for fd in pipes:
             try:
@@ -1455,6 +1682,9 @@ def run_here(bundle: str, args, *, id=None, root=None, capture_output=False, inp
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
+    if check:
+        result.check_returncode()
+    return result
 
 
 def _communicate(container: Container, stdin_w, input, out_r, err_r, timeout, pipes):

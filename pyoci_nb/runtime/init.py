@@ -60,6 +60,8 @@ class Channel:
 
     #: the most payload bytes in one packet (well below the default socket buffer)
     CHUNK = 32768
+    #: the most file descriptors one message may carry
+    MAX_FDS = 4
 
     def __init__(self, sock: _socket.socket):
         self.sock = sock
@@ -89,7 +91,7 @@ class Channel:
         fds: list[int] = []
         while True:
             try:
-                data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+                data, ancillary, flags, _ = self.sock.recvmsg(self.CHUNK + 1, _socket.CMSG_SPACE(4 * self.MAX_FDS))
             except ConnectionResetError:
                 # the other side exited with a message of ours unread (init failing before it
                 # read ``cgroup-joined``): the kernel says so once, before the messages it sent
@@ -496,38 +498,15 @@ def _load_seccomp(compiled, channel: Channel | None) -> None:
 def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve: int,
               console_fd: int | None, seccomp_config: dict | None, stdio: tuple,
               linux: dict | None = None) -> None:
-    """``pyoci exec``: an intermediate joins the namespaces of the container's init and forks
-    the process, which applies ``proc`` (and the container's ``linux.memoryPolicy`` and
-    ``linux.personality``) and execs.  Never returns."""
+    """``exec`` through an intermediate (an unprivileged runtime, or a time namespace): it joins
+    the namespaces of the container's init and forks the process, which applies ``proc`` (and
+    the container's ``linux.memoryPolicy`` and ``linux.personality``) and execs.  Never returns."""
     status = 1
     try:
-        sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
-        _set_stdio(stdio)
-        close_inherited_fds({channel.fileno(), console_fd, trampoline.prepare()} - {None}, preserve)
-        preload_modules({"process": proc})
+        _exec_prelude(stdio, channel, console_fd, preserve, proc)
         compiled = _compile_seccomp(seccomp_config)
         channel.expect("go")
-        # the container's root as its init sees it, through the host's /proc (before joining)
-        with Step(f"opening the root of pid {pid}"):
-            root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            process.prepare_in_root(proc, root_fd, create_cwd=False)
-        except BaseException:
-            os.close(root_fd)
-            raise
-        root = None
-        if "mount" not in kinds:  # the container shares our mount namespace: its root is a chroot
-            root = root_fd
-        else:
-            os.close(root_fd)
-        with Step(f"joining the namespaces of pid {pid}"):
-            namespaces.join_process(pid, kinds)
-        if root is not None:
-            with Step("changing root to the container's"):
-                os.fchdir(root)
-                os.chroot(".")
-                os.chdir("/")
-                os.close(root)
+        _join_container(proc, pid, kinds)
         child = os.fork()
         if child == 0:
             try:
@@ -541,6 +520,55 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
         _report_error(channel, exc)
     finally:
         os._exit(status)
+
+
+def exec_direct(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve: int,
+                console_fd: int | None, compiled_seccomp, stdio: tuple, linux: dict) -> None:
+    """``exec`` without an intermediate: this process was forked straight into the pid
+    namespace of the container's init (``namespaces.fork_into_pid_namespace_of``) and is moved
+    into its cgroup by the runtime before ``go``; it joins the other namespaces (``kinds``),
+    applies ``proc`` and execs.  ``compiled_seccomp`` was compiled by the runtime, once per
+    container.  Never returns."""
+    try:
+        _exec_prelude(stdio, channel, console_fd, preserve, proc)
+        channel.expect("go")
+        _join_container(proc, pid, kinds)
+        _exec_child(proc, channel, preserve, console_fd, compiled_seccomp, linux)
+    except BaseException as exc:
+        _report_error(channel, exc)
+    os._exit(1)
+
+
+def _exec_prelude(stdio: tuple, channel: Channel, console_fd: int | None, preserve: int, proc: dict) -> None:
+    sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
+    _set_stdio(stdio)
+    close_inherited_fds({channel.fileno(), console_fd, trampoline.prepare()} - {None}, preserve)
+    preload_modules({"process": proc})
+
+
+def _join_container(proc: dict, pid: int, kinds: list[str]) -> None:
+    """Join the namespaces ``kinds`` of the container's init ``pid``; without a mount namespace
+    of its own, change root to the container's (opened through the host's /proc first)."""
+    with Step(f"opening the root of pid {pid}"):
+        root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        process.prepare_in_root(proc, root_fd, create_cwd=False)
+    except BaseException:
+        os.close(root_fd)
+        raise
+    root = None
+    if "mount" not in kinds:  # the container shares our mount namespace: its root is a chroot
+        root = root_fd
+    else:
+        os.close(root_fd)
+    with Step(f"joining the namespaces of pid {pid}"):
+        namespaces.join_process(pid, kinds)
+    if root is not None:
+        with Step("changing root to the container's"):
+            os.fchdir(root)
+            os.chroot(".")
+            os.chdir("/")
+            os.close(root)
 
 
 def _exec_child(proc: dict, channel: Channel, preserve: int, console_fd: int | None,

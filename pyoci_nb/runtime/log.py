@@ -52,9 +52,22 @@ def _format_line(level: str, msg: str, fields: dict) -> str:
     return f'time="{_timestamp()}" level={level} msg={jsonio.dumps(msg)}{extra}\n'
 
 
+_captured: list | None = None
+
+
+def capture(into: list | None) -> None:
+    """Collect warnings into the list ``into`` instead of writing them (None: write again).
+    The engine does this per request and sends them to its caller, whose log shows them."""
+    global _captured
+    _captured = into
+
+
 def log(level: str, msg: str, **fields) -> None:
     """Write one message at ``level`` (debug, info, warning, error); never raises."""
     if _LEVELS[level] < _min_level:
+        return
+    if _captured is not None and level == "warning":
+        _captured.append(msg)
         return
     line = _format_line(level, msg, fields)
     try:

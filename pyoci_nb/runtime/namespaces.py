@@ -129,6 +129,33 @@ def fork_into_new_pid_namespace() -> int:
     return pid
 
 
+def fork_into_pid_namespace_of(pid: int) -> int:
+    """``os.fork()`` whose child is in the pid namespace of process ``pid`` (exec's process,
+    without an intermediate): setns to it for our children, fork, and setns back, as
+    ``fork_into_new_pid_namespace`` does.  Needs CAP_SYS_ADMIN in our own user namespace."""
+    target = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        own = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(own, sc.CLONE_NEWPID)
+        try:
+            sc.setns(target, sc.CLONE_NEWPID)
+        except OSError as exc:
+            raise OSError(exc.errno, f"joining the pid namespace of {pid}: {exc.strerror}") from None
+        child = -1
+        try:
+            child = os.fork()
+        finally:
+            if child != 0:
+                sc.setns(own, sc.CLONE_NEWPID)
+    finally:
+        os.close(own)
+        os.close(target)
+    return child
+
+
 def join_process(pid: int, kinds: list[str]) -> None:
     """setns() into the namespaces of process ``pid`` (``exec``); opens all before joining any."""
     fds = []
