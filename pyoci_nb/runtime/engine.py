@@ -91,31 +91,20 @@ class Engine:
 
     def call(self, op: str, fds: list[int] | tuple = (), **args):
         """Send one request (with ``fds``) and return ``(result, fds received)``; the engine's
-        error is raised here as the same exception class."""
+        error is raised here as the same exception class.
+
+        An interrupt (SIGINT) while the request runs never splits a reply: it is held until
+        the reply is in, forwarded to the engine for a create, start or exec (which then
+        removes what it made), and raised afterwards (what completed anyway is undone)."""
         from pyoci_nb.runtime import log
 
         request = dict(args, op=op)
-        interrupted = False
-        with self.lock:
+        with self.lock, _HeldInterrupt(self.pid if op in INTERRUPTIBLE else None) as held:
             try:
                 self.channel.send(request, list(fds))
+                reply, received = self.channel.receive()
             except OSError as exc:
                 raise EngineError(f"the pyoci engine (pid {self.pid}) is gone", why=str(exc)) from None
-            while True:
-                try:
-                    reply, received = self.channel.receive()
-                    break
-                except KeyboardInterrupt:
-                    # stop what the engine is making (it cleans up after itself), but take its
-                    # reply so that the next request does not read it, and re-raise afterwards
-                    if not interrupted and op in INTERRUPTIBLE:
-                        import signal
-
-                        try:
-                            os.kill(self.pid, signal.SIGINT)
-                        except ProcessLookupError:
-                            pass
-                    interrupted = True
         if reply is None:
             raise EngineError(f"the pyoci engine (pid {self.pid}) exited", why="see its messages on stderr")
         for warning in reply.get("warnings") or ():
@@ -123,16 +112,65 @@ class Engine:
         if "error" in reply:
             for fd in received:
                 os.close(fd)
-            if interrupted:
-                raise KeyboardInterrupt
+            held.deliver()
             raise _rebuild_error(reply["error"])
-        if interrupted:
+        if held.interrupted:
             # the operation finished before the interrupt reached it: undo what it made
             for fd in received:
                 os.close(fd)
             _undo(self, op, args, reply["ok"])
-            raise KeyboardInterrupt
+            held.deliver()
         return reply["ok"], received
+
+
+class _HeldInterrupt:
+    """While a request runs in the main thread: SIGINT is noted (and sent on to ``forward_to``)
+    instead of raising KeyboardInterrupt in the middle of reading a reply; ``deliver()`` then
+    does what the interrupted handler would have done.  Elsewhere it does nothing (only the
+    main thread gets KeyboardInterrupt)."""
+
+    def __init__(self, forward_to: int | None):
+        self.forward_to = forward_to
+        self.interrupted = False
+        self.previous = None
+
+    def __enter__(self):
+        import signal
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame):
+        import signal
+
+        if self.previous is signal.SIG_IGN:
+            return
+        self.interrupted = True
+        if self.forward_to is not None:
+            try:
+                os.kill(self.forward_to, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            self.forward_to = None
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def deliver(self) -> None:
+        """Act on a held interrupt as the handler we replaced would have."""
+        import signal
+
+        if not self.interrupted:
+            return
+        self.interrupted = False
+        if callable(self.previous) and self.previous is not signal.default_int_handler:
+            self.previous(signal.SIGINT, None)
+        else:
+            raise KeyboardInterrupt
 
 
 def _undo(engine: Engine, op: str, args: dict, result) -> None:
@@ -415,33 +453,22 @@ def _socket_at(fd: int):
 def _place_fds(request: dict, fds: list[int]) -> tuple[tuple, int | None, int]:
     """The request's fds by role: ``stdio`` (three indexes into ``fds`` or None), ``console``
     (an index) and the ``preserve`` fds, which are put at 3, 4, ... in this process (where the
-    lifecycle code expects a caller's preserved fds; ours live higher)."""
+    lifecycle code expects a caller's preserved fds; ours live higher).  Received fds in the
+    way are moved first; ``fds`` is updated in place (the caller closes what it lists)."""
     layout = request.get("layout") or {}
+    preserve = list(layout.get("preserve", ()))
+    if preserve:
+        import fcntl
+
+        for index, fd in enumerate(fds):
+            if 3 <= fd < 3 + len(preserve):
+                fds[index] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(preserve))
+                os.close(fd)
+        for target, index in enumerate(preserve, start=3):
+            os.dup2(fds[index], target, inheritable=True)
     stdio = tuple(None if i is None else fds[i] for i in layout.get("stdio", (None, None, None)))
     console = layout.get("console")
-    console_fd = None if console is None else fds[console]
-    preserved = [fds[i] for i in layout.get("preserve", ())]
-    if preserved:
-        import fcntl
-
-        # first out of the way (a received fd may sit where another must go), then into place
-        temporary = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + len(preserved)) for fd in preserved]
-        moved = dict(zip(preserved, temporary))
-        stdio = tuple(None if fd is None else _moved(fd, moved) for fd in stdio)
-        console_fd = None if console_fd is None else _moved(console_fd, moved)
-        for target, fd in enumerate(temporary, start=3):
-            os.dup2(fd, target, inheritable=True)
-            os.close(fd)
-    return stdio, console_fd, len(preserved)
-
-
-def _moved(fd: int, moved: dict) -> int:
-    """Where an fd that may also be a preserved one lives after the preserved ones moved."""
-    if fd in moved:
-        import fcntl
-
-        return fcntl.fcntl(moved[fd], fcntl.F_DUPFD_CLOEXEC, 3 + len(moved))
-    return fd
+    return stdio, None if console is None else fds[console], len(preserve)
 
 
 def _close_placed(count: int) -> None:

@@ -44,19 +44,46 @@ def test_run_timeout_kills_and_cleans_up(bundle, state_root):
     assert leftovers("sleeper", bundle, state_root) == []
 
 
-def test_the_caller_forks_into_its_own_pid_namespace_again(bundle, state_root):
-    """run() forks the container's init straight into a new pid namespace and steps back: the
-    caller's later children are in the caller's pid namespace, and its own pid is unchanged."""
-    import subprocess
+def _ppid(pid: int) -> int:
+    stat = open(f"/proc/{pid}/stat").read()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _pid_for_children(pid: int) -> tuple[str, str]:
+    return os.readlink(f"/proc/{pid}/ns/pid_for_children"), os.readlink(f"/proc/{pid}/ns/pid")
+
+
+def test_the_engine_forks_into_the_containers_pid_namespace_and_steps_back(bundle, state_root, container_id):
+    """The engine forks a container's init straight into a new pid namespace, and an exec'd
+    process straight into the container's (no intermediate): each time it steps back, so its
+    later children are in its own pid namespace; the caller's never changes."""
+    from pyoci_nb.runtime.engine import engine
 
     before = os.readlink("/proc/self/ns/pid_for_children")
     seen = pyoci_nb.run(bundle, ["sh", "-c", "echo $$"], root=state_root, capture_output=True)
     assert seen.stdout == b"1\n"  # the container's init was PID 1 of its namespace
     assert os.readlink("/proc/self/ns/pid_for_children") == before == os.readlink("/proc/self/ns/pid")
-    child = subprocess.run(["sh", "-c", "readlink /proc/self/ns/pid; echo $$"], capture_output=True,
-                           text=True, check=True)
-    namespace, pid = child.stdout.split()
-    assert namespace == before and int(pid) > 1
+    helper = engine().pid
+    own, ns = _pid_for_children(helper)
+    assert own == ns
+    edit_config(bundle, **{"process.args": ["sleep", "60"]})
+    c = pyoci_nb.Container.create(bundle, id=container_id, root=state_root, start=True)
+    try:
+        r, w = os.pipe()
+        p = c.popen(["sh", "-c", "echo $$; cat /proc/self/cgroup; exec sleep 60"], stdout=w)
+        os.close(w)
+        with os.fdopen(r) as out:
+            pid_inside = int(out.readline())
+            assert pid_inside > 1  # in the container's pid namespace, not ours
+            # the exec'd process is the engine's own child: nothing sits between them
+            assert _ppid(p.pid) == helper
+            assert os.readlink(f"/proc/{p.pid}/ns/pid") == os.readlink(f"/proc/{c.pid}/ns/pid")
+            assert open(f"/proc/{p.pid}/cgroup").read() == open(f"/proc/{c.pid}/cgroup").read()
+            assert _pid_for_children(helper) == (own, ns)
+            p.kill()
+            assert p.wait(timeout=10) == 137
+    finally:
+        c.delete(force=True)
 
 
 def test_run_uses_the_bundle_args_by_default(bundle, state_root):
@@ -164,31 +191,26 @@ def test_status_follows_the_process_whoever_killed_it(bundle, state_root, contai
         c.delete(force=True)
 
 
-def test_run_from_a_multithreaded_process_goes_through_the_fork_server(bundle, state_root):
-    from pyoci_nb.runtime import forkserver
+def test_run_from_a_multithreaded_process_goes_through_one_engine(bundle, state_root):
+    from pyoci_nb.runtime.engine import engine
 
     stop = threading.Event()
     helper = threading.Thread(target=stop.wait, daemon=True)
     helper.start()
     try:
         result = pyoci_nb.run(bundle, ["sh", "-c", "echo $$"], root=state_root, capture_output=True)
+        first = engine().pid
         again = pyoci_nb.run(bundle, ["cat"], root=state_root, capture_output=True, input="hi")
     finally:
         stop.set()
         helper.join()
     assert result.returncode == 0 and result.stdout == b"1\n"  # PID 1 of its pid namespace
     assert again.stdout == b"hi"
-    server = forkserver._server[0]
-    assert server.poll() is None  # one long-lived helper served both
+    assert engine().pid == first  # one long-lived helper served both
+    assert b"pyoci_nb.runtime.engine" in open(f"/proc/{first}/cmdline", "rb").read()
+    assert _ppid(first) == os.getpid()
     with pytest.raises(ContainerError):
-        stop2 = threading.Event()
-        t = threading.Thread(target=stop2.wait, daemon=True)
-        t.start()
-        try:
-            pyoci_nb.run(bundle, ["sh", "-c", "exit 2"], root=state_root, check=True, capture_output=True)
-        finally:
-            stop2.set()
-            t.join()
+        pyoci_nb.run(bundle, ["sh", "-c", "exit 2"], root=state_root, check=True, capture_output=True)
     assert list(state_root.iterdir()) == []
 
 
@@ -205,12 +227,12 @@ def test_container_from_a_multithreaded_process_does_not_fork_it(bundle, state_r
         try:
             c.start()
             r, w = os.pipe()
-            assert c.exec(["sh", "-c", "echo via cli; exit 6"], stdout=w) == 6
+            assert c.exec(["sh", "-c", "echo via the engine; exit 6"], stdout=w) == 6
             os.close(w)
-            assert os.read(r, 100) == b"via cli\n"
+            assert os.read(r, 100) == b"via the engine\n"
             os.close(r)
             c.kill("KILL")
-            assert c.wait(timeout=10) == 137  # the init was reparented to us (subreaper)
+            assert c.wait(timeout=10) == 137  # the engine, the init's parent, keeps its status
             with pytest.raises(ContainerExists):
                 pyoci_nb.Container.create(bundle, id=container_id, root=state_root)
         finally:
@@ -221,32 +243,129 @@ def test_container_from_a_multithreaded_process_does_not_fork_it(bundle, state_r
     assert forks == []
 
 
-def _is_child_subreaper() -> bool:
-    import ctypes
+def _is_child_subreaper(pid: int | None = None) -> bool:
+    if pid is None:
+        import ctypes
 
-    value = ctypes.c_int(-1)
-    assert ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(value), 0, 0, 0) == 0  # PR_GET_CHILD_SUBREAPER
-    return bool(value.value)
+        value = ctypes.c_int(-1)
+        assert ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(value), 0, 0, 0) == 0  # PR_GET_CHILD_SUBREAPER
+        return bool(value.value)
+    raise AssertionError("only the calling process can be asked")
 
 
-def test_caller_is_a_subreaper_only_while_its_containers_exist(bundle, state_root, container_id):
-    """The API makes the caller a subreaper so wait() gets init's exit status; afterwards the
-    caller (pytest, a kernel) must not keep adopting orphans it would never reap.  (Containers
-    that earlier tests created in this process and deleted through the CLI still hold it.)"""
-    from pyoci_nb.runtime import container as container_module
+def test_the_caller_is_never_a_subreaper_the_engine_is_the_parent(bundle, state_root, container_id):
+    """The caller (pytest, a kernel) must not adopt orphans it would never reap: the engine is
+    the parent of the containers' processes, reaps them and keeps their exit statuses."""
+    from pyoci_nb.runtime.engine import engine
 
-    held_before = set(container_module._subreaper_holders)
     edit_config(bundle, **{"process.args": ["sh", "-c", "sleep 30 & exit 3"]})
     c = pyoci_nb.Container.create(bundle, id=container_id, root=state_root)
     try:
-        assert _is_child_subreaper()
+        assert not _is_child_subreaper()
+        assert _ppid(c.pid) == engine().pid
         c.start()
         assert c.wait(timeout=30) == 3
     finally:
         c.delete(force=True)
-    assert container_module._subreaper_holders == held_before
-    assert _is_child_subreaper() == bool(held_before)
+    assert not _is_child_subreaper()
     assert pyoci_nb.run(bundle, ["true"], root=state_root).returncode == 0
-    assert container_module._subreaper_holders == held_before
-    if not held_before:
-        assert not _is_child_subreaper()
+    assert not _is_child_subreaper()
+
+
+_CALLER = """
+import os, sys, signal
+import pyoci_nb
+from pyoci_nb.runtime.engine import engine
+bundle, root, mode = sys.argv[1:4]
+kept = pyoci_nb.Container.create(bundle, id="kept-" + mode, root=root, start=True)
+print(engine().pid, kept.pid, flush=True)
+if mode == "interrupt":
+    try:
+        pyoci_nb.run(bundle, ["sleep", "60"], id="doomed-" + mode, root=root)
+    except KeyboardInterrupt:
+        print("interrupted", sorted(os.listdir(root)), flush=True)
+        sys.exit(0)
+else:
+    pyoci_nb.run(bundle, ["sleep", "60"], id="doomed-" + mode, root=root)
+"""
+
+
+@pytest.mark.parametrize("mode", ["killed", "interrupt"])
+def test_a_dead_or_interrupted_caller_leaves_only_the_containers_it_kept(bundle, state_root, tmp_path, mode):
+    """run()'s container goes when its caller is interrupted (KeyboardInterrupt) or dies
+    (SIGKILL: its engine sees the socket close); a container made by Container.create stays,
+    as one made by `pyoci create` does."""
+    import signal
+    import subprocess
+    import sys
+
+    edit_config(bundle, **{"process.args": ["sleep", "60"]})
+    script = tmp_path / "caller.py"
+    script.write_text(_CALLER)
+    caller = subprocess.Popen([sys.executable, str(script), str(bundle), str(state_root), mode],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        helper, kept_pid = map(int, caller.stdout.readline().split())
+        deadline = time.monotonic() + 30
+        while not (state_root / f"doomed-{mode}").exists() or not pyoci_nb.Container.load(
+                f"doomed-{mode}", state_root).status == "running":
+            assert time.monotonic() < deadline, "run() did not start its container"
+            time.sleep(0.02)
+        doomed_pid = pyoci_nb.Container.load(f"doomed-{mode}", state_root).pid
+        if mode == "killed":
+            caller.kill()
+        else:
+            caller.send_signal(signal.SIGINT)
+            assert caller.stdout.readline().split()[0] == "interrupted"
+        caller.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while (state_root / f"doomed-{mode}").exists() or os.path.exists(f"/proc/{doomed_pid}"):
+            assert time.monotonic() < deadline, "the run() container outlived its caller"
+            time.sleep(0.05)
+        assert leftovers(f"doomed-{mode}", bundle, state_root) == []
+        kept = pyoci_nb.Container.load(f"kept-{mode}", state_root)
+        assert kept.status == "running" and kept.pid == kept_pid
+        if mode == "killed":  # the engine exits once its caller is gone
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{helper}") and open(f"/proc/{helper}/stat").read().split()[2] != "Z":
+                assert time.monotonic() < deadline, "the engine outlived its caller"
+                time.sleep(0.05)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.wait()
+        for cid in (f"kept-{mode}", f"doomed-{mode}"):
+            if (state_root / cid).exists():
+                pyoci_nb.Container.load(cid, state_root).delete(force=True)
+
+
+def test_preserved_fds_reach_the_container_through_the_engine(bundle, state_root, container_id):
+    """preserve_fds: our fds 3 .. 3+N-1 are the container's 3 .. 3+N-1 (sent to the engine,
+    which puts them there before forking); nothing else of ours is."""
+    r, w = os.pipe()
+    extra_r, extra_w = os.pipe()
+    saved = [os.dup(3), os.dup(4)]
+    try:
+        os.dup2(w, 3)
+        os.dup2(extra_w, 4)
+        edit_config(bundle, **{"process.args": ["sh", "-c", "echo three >&3; ls /proc/$$/fd"]})
+        out_r, out_w = os.pipe()
+        c = pyoci_nb.Container.create(bundle, id=container_id, root=state_root, preserve_fds=1, start=True,
+                                      stdout=out_w)
+        os.close(out_w)
+        try:
+            assert c.wait(timeout=30) == 0
+        finally:
+            c.delete(force=True)
+    finally:
+        os.dup2(saved[0], 3)
+        os.dup2(saved[1], 4)
+        for fd in saved + [w, extra_w]:
+            os.close(fd)
+    assert os.read(r, 100) == b"three\n"
+    listed = sorted(int(x) for x in os.read(out_r, 1000).split())
+    # (sh execs ls, the last command: these are ls's) stdio, the preserved one and ls's open
+    # directory, nothing of ours (with one more, the directory would be 5)
+    assert listed == [0, 1, 2, 3, 4]
+    for fd in (r, extra_r, out_r):
+        os.close(fd)
