@@ -11,6 +11,8 @@ filesystem, a directory, relative to the bundle or absolute.  These builders mak
   over the ``max_bytes``/``max_entries`` limits, into a private directory (0700 by default).
 
 Each builder takes a new or empty directory and removes what it wrote if it fails.
+``pyoci_nb.rootfs.overlay`` (imported on its own, not from here) makes none: its ``Snapshot``
+gives a container a writable overlay over read-only lower directories, copying nothing.
 Standard library only.
 """
 
@@ -19,5 +21,5 @@ from pyoci_nb.rootfs.host import DEFAULT_HOST_PROGRAMS, from_host
 from pyoci_nb.rootfs.safetar import from_tar, safe_extract
 from pyoci_nb.rootfs.tree import copy_tree, resolve_in_root
 
-__all__ = ["busybox", "from_host", "from_tar", "safe_extract", "copy_tree", "resolve_in_root",
-           "find_static_busybox", "DEFAULT_HOST_PROGRAMS"]
+__all__ = ["DEFAULT_HOST_PROGRAMS", "busybox", "copy_tree", "find_static_busybox", "from_host", "from_tar",
+           "resolve_in_root", "safe_extract"]

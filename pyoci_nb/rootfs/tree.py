@@ -17,8 +17,8 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pyoci_nb.errors import PyociError, RootfsError
 from pyoci_nb.runtime import inroot
@@ -109,18 +109,28 @@ def remove_tree(path: str | os.PathLike) -> None:
         path.unlink()
         return
 
-    def make_writable_and_retry(function, failed_path, _exc_info):
-        parent = os.path.dirname(failed_path)
+    def make_writable(directory: str) -> None:
+        """chmod 0700 through an O_PATH descriptor opened without following a symbolic link."""
         with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed_path) and not os.path.islink(failed_path):
-                os.chmod(failed_path, 0o700)
+            fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.chmod(f"/proc/self/fd/{fd}", 0o700)
+            finally:
+                os.close(fd)
+
+    def make_writable_and_retry(function, failed_path, exc_info):
+        if function not in (os.rmdir, os.unlink, os.remove):
+            raise exc_info[1]  # a directory that could not be opened or listed: nothing to retry
+        make_writable(os.path.dirname(failed_path))
+        make_writable(failed_path)
         function(failed_path)
 
-    # make every directory writable first: shutil.rmtree cannot empty a 0o555 directory as non-root
-    for dirpath, _dirnames, _files in os.walk(path):
-        with contextlib.suppress(OSError):
-            os.chmod(dirpath, 0o700)
+    # make every directory writable first, each before os.walk lists it: shutil.rmtree cannot
+    # empty a 0o555 directory as non-root, nor enter a 0o000 one (overlayfs's work/work)
+    make_writable(str(path))
+    for dirpath, dirnames, _files in os.walk(path):
+        for name in dirnames:
+            make_writable(os.path.join(dirpath, name))
     shutil.rmtree(path, onerror=make_writable_and_retry)
 
 

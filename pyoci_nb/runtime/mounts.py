@@ -291,8 +291,11 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
     rootfs is bound onto itself.  Without one, ``bound_rootfs`` is the fd of the rootfs bind
     the runtime made in its mount namespace (``RootfsBind``): everything is mounted below it
     and nothing else -- not the propagation of "/", nor anything outside the rootfs -- is
-    touched.  ``idmapped``: {index in ``mounts``: detached id-mapped tree} (``IdmappedMounts``)."""
+    touched.  ``idmapped``: {index in ``mounts``: detached id-mapped tree} (``IdmappedMounts``).
+    An overlay mount on "/" (``mounts[0]``, ``check_root_mount``) goes onto the rootfs bind
+    before everything else, and everything else goes into it (``mount_root_overlay``)."""
     linux = config.get("linux") or {}
+    root_overlay = check_root_mount(config, own_mount_ns=bound_rootfs is None)
     propagation = linux.get("rootfsPropagation")
     flag = _first_propagation(propagation)
     if bound_rootfs is None:
@@ -306,9 +309,13 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
             root = Rootfs(rootfs)  # the bind: what everything below is mounted on
     else:
         root = Rootfs(rootfs, bound_rootfs)
+    if root_overlay:
+        root = mount_root_overlay(config["mounts"][0], root, in_userns)
     with root:
         dev_is_bound = False
         for i, m in enumerate(config.get("mounts") or []):
+            if i == 0 and root_overlay:
+                continue
             if m.get("destination") == "/dev" and "bind" in (m.get("options") or []) + [m.get("type")]:
                 dev_is_bound = True
             mount_one(m, i, root, bundle, in_userns, cgroupns, cgroups, (idmapped or {}).get(i))
@@ -316,6 +323,105 @@ def prepare_rootfs(config: dict, rootfs: str, bundle: str, in_userns: bool,
             create_devices(root, linux.get("devices") or [], in_userns)
         elif linux.get("devices"):
             create_devices(root, linux["devices"], in_userns, defaults=False)
+
+
+def _is_root_destination(destination) -> bool:
+    return isinstance(destination, str) and destination.startswith("/") and os.path.normpath(destination) in ("/", "//")
+
+
+def check_root_mount(config: dict, own_mount_ns: bool = True) -> bool:
+    """Whether ``mounts`` starts with an overlay on "/", the container's root filesystem made
+    of layers (``pyoci_nb.rootfs.overlay.Snapshot``); ConfigError for a mount on "/" this
+    runtime cannot make right.
+
+    config.md leaves a mount on "/" to the runtime; runc mounts it on the rootfs, so that
+    later mounts resolve inside it.  Here: only ``type: overlay`` (a bind or tmpfs over the
+    root would hide what is under it -- use ``root.path`` for that), only as ``mounts[0]``
+    (a later one would cover the mounts before it), only in a mount namespace of the
+    container's own (without one the overlay would be made in the runtime's mount namespace,
+    over the rootfs bind, where ``delete`` does not look for it)."""
+    found = False
+    for i, m in enumerate(config.get("mounts") or []):
+        if not isinstance(m, dict) or not _is_root_destination(m.get("destination")):
+            continue
+        where = f"mounts[{i}]"
+        if m.get("type") != "overlay":
+            raise ConfigError(f"a {m.get('type') or 'typeless'} mount on \"/\" is not supported", where=where,
+                              why="a mount on the container's root is supported for type overlay only (the root "
+                                  "filesystem made of layers); anything else would hide the root filesystem",
+                              hint="set root.path to the directory instead, or mount it on a subdirectory")
+        if i != 0:
+            raise ConfigError("the overlay mount on \"/\" is not the first mount", where=where,
+                              why="the root filesystem is mounted before everything else: mounted later it "
+                                  "would cover the mounts listed before it (/proc, /dev...)",
+                              hint="move it to mounts[0]")
+        if not own_mount_ns:
+            raise ConfigError("an overlay mount on \"/\" needs a mount namespace of the container's own",
+                              where=where,
+                              why="without one it would be made in the runtime's mount namespace, where it "
+                                  "would outlive the container",
+                              hint='add {"type": "mount"} to linux.namespaces')
+        found = True
+    return found
+
+
+def mount_root_overlay(m: dict, root: Rootfs, in_userns: bool) -> Rootfs:
+    """Mount the overlay ``m`` (``mounts[0]``, destination "/") on the rootfs bind ``root``
+    and return the root the other mounts go into: the overlay's root, opened anew and checked
+    to be an overlayfs mounted right on the bind (its parent mount in
+    /proc/self/mountinfo).  ``root`` is closed.  The layer paths of the options are host
+    paths, looked up by the kernel now, before pivot_root (runc does the same).  In a user
+    namespace this is an unprivileged overlay mount (Linux >= 5.11)."""
+    where = "mounts[0]"
+    opts = MountOptions(m.get("options") or [], where)
+    if opts.bind or opts.tmpcopyup or opts.idmap:
+        root.close()
+        raise ConfigError("bind, tmpcopyup and idmap options do not apply to an overlay mount on \"/\"",
+                          where=f"{where}.options",
+                          hint="give lowerdir=, upperdir=, workdir= and mount flags such as ro or nosuid")
+    what = 'mounting "overlay" to rootfs at "/"'
+    try:
+        try:
+            sc.mount(m.get("source") or "overlay", f"/proc/self/fd/{root.fd}", "overlay",
+                     opts.flags & ~sc.MS_REMOUNT, ",".join(opts.data) or None)
+        except OSError as exc:
+            userns = ("; in a user namespace (rootless) the kernel must allow unprivileged overlay "
+                      "mounts (Linux >= 5.11) and the container's root must be able to read every "
+                      "layer and write the upper and work directories") if in_userns else ""
+            raise SetupError(what, where=f"{where}.options",
+                             why=f"mount: {sc.errno_text(exc.errno or 0)}{userns}",
+                             hint="check that every lowerdir exists, that upperdir and workdir are on one "
+                                  "filesystem (not an overlay itself) and workdir is empty; `dmesg` shows "
+                                  "the kernel's reason") from None
+        with Step(what):
+            top = Rootfs(root.path)
+        try:
+            with Step(what):
+                _check_on_top(top, root)
+                for flag in opts.propagation:
+                    sc.mount(None, f"/proc/self/fd/{top.fd}", None, flag)
+                if opts.attr_set or opts.attr_clr:
+                    sc.mount_setattr(top.fd, opts.attr_set, opts.attr_clr, recursive=True)
+        except BaseException:
+            top.close()
+            raise
+        return top
+    finally:
+        root.close()
+
+
+def _check_on_top(top: Rootfs, under: Rootfs) -> None:
+    """``top`` is the root of an overlayfs whose parent mount is the one of ``under``."""
+    top_id, under_id = sc.mount_id(top.fd), sc.mount_id(under.fd)
+    parent = None
+    for line in sc.read_file("/proc/self/mountinfo").decode(errors="replace").splitlines():
+        fields = line.split()
+        if fields and fields[0] == str(top_id):
+            parent = int(fields[1])
+    if sc.filesystem_type(top.fd) != sc.OVERLAYFS_SUPER_MAGIC or not sc.is_mount_root(top.fd) \
+            or parent != under_id or inroot.fd_location(top.fd) != under.path:
+        raise _escaped("the overlay mount on \"/\" did not land on the root filesystem",
+                       inroot.fd_location(top.fd), under.path)
 
 
 def _make_parent_mount_private(rootfs: str) -> None:

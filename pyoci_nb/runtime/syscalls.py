@@ -423,6 +423,7 @@ STATX_ATTR_MOUNT_ROOT = 0x2000
 PROC_SUPER_MAGIC = 0x9FA0
 PROC_ROOT_INO = 1
 TMPFS_MAGIC = 0x01021994
+OVERLAYFS_SUPER_MAGIC = 0x794C7630
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
