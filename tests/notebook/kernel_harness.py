@@ -28,10 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class CellRun:
-    """One executed cell: the execute_reply content and the cell's iopub messages, in order."""
+    """One executed cell: the execute_reply content and the cell's iopub messages, in order.
+    Each message carries ``received``: the test's ``time.monotonic()`` when it was read (as is
+    ``replied``, for the execute_reply)."""
 
     reply: dict
     messages: list[dict] = field(default_factory=list)
+    replied: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -78,12 +81,14 @@ class Kernel:
     def submit(self, code: str) -> str:
         return self.client.execute(code)
 
-    def collect(self, msg_id: str, timeout: float = 120) -> CellRun:
-        """Read iopub until the cell's kernel is idle again, then the execute_reply."""
-        messages = []
+    def collect(self, msg_id: str, timeout: float = 120, before: list[dict] | None = None) -> CellRun:
+        """Read iopub until the cell's kernel is idle again, then the execute_reply
+        (``before``: the cell's messages already read, e.g. by ``read_until``)."""
+        messages = list(before or [])
         deadline = time.monotonic() + timeout
         while True:
             msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            msg["received"] = time.monotonic()
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
@@ -92,7 +97,26 @@ class Kernel:
         while True:
             reply = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
             if reply["parent_header"].get("msg_id") == msg_id:
-                return CellRun(reply["content"], messages)
+                return CellRun(reply["content"], messages, time.monotonic())
+
+    def read_until(self, msg_id: str, marker: str, timeout: float = 60) -> list[dict]:
+        """The cell's iopub messages up to the stdout stream that contains ``marker`` (the cell
+        runs on); fails if the cell ends or ``timeout`` passes first."""
+        messages = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            msg["received"] = time.monotonic()
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            messages.append(msg)
+            if msg["msg_type"] == "error" or (msg["msg_type"] == "status"
+                                              and msg["content"]["execution_state"] == "idle"):
+                raise AssertionError(f"the cell ended before printing {marker!r}: {CellRun({}, messages).error}"
+                                     f" stdout={CellRun({}, messages).stdout!r}")
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout" \
+                    and marker in CellRun({}, messages).stdout:
+                return messages
 
     def execute(self, code: str, timeout: float = 120) -> CellRun:
         return self.collect(self.submit(code), timeout)
@@ -160,9 +184,76 @@ def gone(pid_ns_link: str) -> bool:
     return False
 
 
-def mounts_under(path: Path) -> list[str]:
+def mounts_under(path: Path, everywhere: bool = False) -> list[str]:
+    """The mountinfo lines that name ``path`` (mount point, root or options such as an overlay's
+    ``lowerdir=``): in this process's mount namespace, or ``everywhere``: in every mount
+    namespace that a process on the host is in (mounts an engine or a container holds)."""
+    if not everywhere:
+        with open("/proc/self/mountinfo") as f:
+            return [line for line in f if str(path) in line]
+    found, seen = [], set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            namespace = os.readlink(f"/proc/{entry}/ns/mnt")
+            if namespace in seen:
+                continue
+            with open(f"/proc/{entry}/mountinfo") as f:
+                lines = f.readlines()
+        except OSError:  # gone meanwhile
+            continue
+        seen.add(namespace)
+        found += [f"{namespace} (pid {entry}): {line}" for line in lines if str(path) in line]
+    return found
+
+
+def cgroup_dirs(pid: int) -> list[Path]:
+    """The cgroup directories (host view, every hierarchy, v1 or v2) that ``pid`` is in now."""
     with open("/proc/self/mountinfo") as f:
-        return [line for line in f if str(path) in line]
+        hierarchies = []
+        for line in f:
+            fields = line.split()
+            dash = fields.index("-")
+            fstype, superopts = fields[dash + 1], fields[dash + 3].split(",")
+            if fstype in ("cgroup", "cgroup2"):
+                hierarchies.append((fields[4], fields[3], fstype, superopts))
+    found = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            number, controllers, path = line.rstrip("\n").split(":", 2)
+            wanted = [c for c in controllers.split(",") if c]
+            for mountpoint, root, fstype, superopts in hierarchies:
+                if (number == "0") != (fstype == "cgroup2") or not set(wanted) <= set(superopts):
+                    continue
+                relative = path[len(root):] if root != "/" and path.startswith(root) else path
+                directory = Path(mountpoint + relative.rstrip("/"))
+                if relative.strip("/") and directory not in found:  # never a hierarchy's root
+                    found.append(directory)
+    return found
+
+
+@dataclass
+class ContainerTrace:
+    """Where a running container lives on the host: its pid namespace and its cgroups."""
+
+    pid_ns: str
+    cgroups: list[Path]
+
+    @classmethod
+    def of(cls, pid_ns: str) -> "ContainerTrace":
+        """The trace of the running container whose pid namespace is ``pid_ns``; its cgroups are
+        those this (test) process is not in (a hierarchy the runtime does not use keeps the
+        container where the kernel was)."""
+        pids = processes_in_pid_namespace(pid_ns)
+        assert pids, f"no process in {pid_ns}"
+        ours = set(cgroup_dirs(os.getpid()))
+        return cls(pid_ns, [d for d in cgroup_dirs(pids[0]) if d not in ours])
+
+    def left(self) -> list[str]:
+        """What is still there: processes of the pid namespace, cgroup directories."""
+        return [f"pid {pid} in {self.pid_ns}" for pid in processes_in_pid_namespace(self.pid_ns)] + \
+            [f"cgroup {d}" for d in self.cgroups if d.exists()]
 
 
 def force_cleanup(magic_root: Path) -> None:
