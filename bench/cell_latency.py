@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runtime_start import make_bundle  # noqa: E402 -- the same `true` bundle as the runtime benchmark
+from runtime_start import make_bundle  # the same `true` bundle as the runtime benchmark
 
 FLOOR = "%%bash true"
 WARM = "%%container --name w true (warm)"

@@ -241,7 +241,7 @@ class ContainerTrace:
     cgroups: list[Path]
 
     @classmethod
-    def of(cls, pid_ns: str) -> "ContainerTrace":
+    def of(cls, pid_ns: str) -> ContainerTrace:
         """The trace of the running container whose pid namespace is ``pid_ns``; its cgroups are
         those this (test) process is not in (a hierarchy the runtime does not use keeps the
         container where the kernel was)."""
@@ -302,7 +302,7 @@ def running_pid(session: Path, container_id: str) -> int | None:
     """The container's init pid once the runtime's ``state`` says it is running."""
     completed = subprocess.run(runtime_command() + ["--root", str(session / "state"), "state", container_id],
                                capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                               timeout=60)
+                               timeout=60, check=False)
     if completed.returncode != 0:
         return None
     state = json.loads(completed.stdout)

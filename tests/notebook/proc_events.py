@@ -27,6 +27,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -119,7 +120,7 @@ class ProcessWatch:
             sock.close()
         return None
 
-    def start(self) -> "ProcessWatch":
+    def start(self) -> ProcessWatch:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
         try:
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)  # the whole host's forks
@@ -145,7 +146,7 @@ class ProcessWatch:
             self._sock.close()
             self._sock = None
 
-    def __enter__(self) -> "ProcessWatch":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -156,7 +157,7 @@ class ProcessWatch:
         while not self._stop:
             try:
                 data = self._sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:  # the queue overflowed: events were dropped

@@ -27,7 +27,7 @@ import pytest
 pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
 
-from kernel_harness import (  # noqa: E402 -- the fixtures magic_root, kernel, clean_after: conftest.py
+from kernel_harness import (  # the fixtures magic_root, kernel, clean_after: conftest.py
     CellRun,
     ContainerTrace,
     Kernel,
@@ -37,7 +37,7 @@ from kernel_harness import (  # noqa: E402 -- the fixtures magic_root, kernel, c
     state_entries,
     wait_for,
 )
-from proc_events import Proc, ProcessWatch  # noqa: E402
+from proc_events import Proc, ProcessWatch
 
 pytestmark = pytest.mark.root
 
@@ -138,14 +138,14 @@ def test_the_kernel_never_forks_a_python_child(process_watch_available, magic_ro
                 "%%container\necho fresh\n",
                 "%%container --name w\ntrue\n",
                 "%%container --name w\necho warm\n",
-                "import pyoci_nb\n"
-                f"_r = pyoci_nb.run({str(api_bundle)!r}, ['true'], id='engine-run', root={str(state_root)!r})\n"
-                "assert _r.returncode == 0, _r\n",
-                "from pyoci_nb import Container\n"
-                f"_c = Container.create({str(api_bundle)!r}, id='engine-api', root={str(state_root)!r})\n"
-                "_c.start()\n"
-                "assert _c.wait(timeout=60) == 0\n"
-                "_c.delete()\n",
+                ("import pyoci_nb\n"
+                 f"_r = pyoci_nb.run({str(api_bundle)!r}, ['true'], id='engine-run', root={str(state_root)!r})\n"
+                 "assert _r.returncode == 0, _r\n"),
+                ("from pyoci_nb import Container\n"
+                 f"_c = Container.create({str(api_bundle)!r}, id='engine-api', root={str(state_root)!r})\n"
+                 "_c.start()\n"
+                 "assert _c.wait(timeout=60) == 0\n"
+                 "_c.delete()\n"),
                 "%%container\necho again\n",
                 "%%container --name w\necho again\n",
                 "%container_rm w\n",
@@ -257,7 +257,7 @@ def test_kernel_killed_during_a_fresh_cell_leaves_nothing_behind(magic_root, tmp
     kernel = Kernel(magic_root, tmp_path)
     try:
         kernel_pid = kernel.pid
-        msg_id, trace, _ = run_observed(kernel, "sleep 100\n")
+        _, trace, _ = run_observed(kernel, "sleep 100\n")
         assert sessions(magic_root), "the kernel's session directory"
         os.kill(kernel_pid, signal.SIGKILL)  # only the kernel, as the OOM killer does
         assert wait_for(lambda: not Path(f"/proc/{kernel_pid}").exists()

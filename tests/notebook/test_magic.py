@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
 
-from kernel_harness import (  # noqa: E402 -- the fixtures magic_root, kernel, clean_after: conftest.py
+from kernel_harness import (  # the fixtures magic_root, kernel, clean_after: conftest.py
     Kernel,
     bundle_entries,
     gone,
@@ -166,7 +166,7 @@ def test_python_output_is_line_buffered_on_a_terminal(kernel, clean_after):
 
 
 def test_interrupt_kills_the_container_and_leaves_nothing_behind(kernel, clean_after):
-    msg_id, session, container_id, pid = submit_and_wait_for_container(kernel, "%%container\nsleep 100\n")
+    msg_id, _session, _container_id, pid = submit_and_wait_for_container(kernel, "%%container\nsleep 100\n")
     pid_ns = os.readlink(f"/proc/{pid}/ns/pid")
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=20)  # sleep 100 would take 100 s
@@ -306,7 +306,7 @@ def _start_named(kernel: Kernel) -> tuple[Path, str]:
 def test_kernel_shutdown_removes_named_containers(magic_root, tmp_path):
     kernel = Kernel(magic_root, tmp_path)
     try:
-        session, pid_ns = _start_named(kernel)
+        _session, pid_ns = _start_named(kernel)
         assert processes_in_pid_namespace(pid_ns)
     finally:
         kernel.shutdown(now=False)
@@ -370,7 +370,7 @@ def test_missing_busybox_says_how_to_get_it(magic_root, tmp_path):
                        if os.path.exists(path))
     completed = subprocess.run(
         ["unshare", "--mount", "sh", "-c", f'{hide} && exec "$@"', "sh", sys.executable, str(script)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
         env=dict(os.environ, PYOCI_MAGIC_ROOT=str(magic_root), PYTHONPATH=str(REPO)))
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("RootfsError"), completed.stdout
