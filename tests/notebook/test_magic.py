@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,218 +20,23 @@ import pytest
 pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
 
-from jupyter_client import KernelManager  # noqa: E402
-
-from pyoci_nb.notebook import kernel_helper  # noqa: E402
-from pyoci_nb.notebook.magic import runtime_command  # noqa: E402
+from kernel_harness import (  # the fixtures magic_root, kernel, clean_after: conftest.py
+    Kernel,
+    bundle_entries,
+    gone,
+    kernel_namespaces,
+    mounts_under,
+    processes_in_pid_namespace,
+    sessions,
+    state_entries,
+    submit_and_wait_for_container,
+    wait_for,
+)
 
 pytestmark = pytest.mark.root
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER_RUNTIME = bool(os.environ.get("PYOCI_MAGIC_RUNTIME"))
-
-
-# ---------------------------------------------------------------------------------- the harness
-@dataclass
-class CellRun:
-    """One executed cell: the execute_reply content and the cell's iopub messages, in order."""
-
-    reply: dict
-    messages: list[dict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.reply["status"] == "ok"
-
-    def streams(self, name: str | None = None) -> list[dict]:
-        return [m for m in self.messages if m["msg_type"] == "stream"
-                and (name is None or m["content"]["name"] == name)]
-
-    @property
-    def stdout(self) -> str:
-        return "".join(m["content"]["text"] for m in self.streams("stdout"))
-
-    @property
-    def stderr(self) -> str:
-        return "".join(m["content"]["text"] for m in self.streams("stderr"))
-
-    @property
-    def error(self) -> dict | None:
-        errors = [m["content"] for m in self.messages if m["msg_type"] == "error"]
-        return errors[0] if errors else None
-
-    @property
-    def data(self) -> list[dict]:
-        return [m["content"]["data"] for m in self.messages
-                if m["msg_type"] in ("execute_result", "display_data")]
-
-
-class Kernel:
-    """A real ipykernel with the extension loaded; its magic's containers live under ``magic_root``."""
-
-    def __init__(self, magic_root: Path, workdir: Path):
-        self.magic_root = magic_root
-        env = dict(os.environ, PYOCI_MAGIC_ROOT=str(magic_root),
-                   PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(env=env, cwd=str(workdir))
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-        loaded = self.execute("%load_ext pyoci_nb")
-        assert loaded.ok, loaded.error
-
-    def submit(self, code: str) -> str:
-        return self.client.execute(code)
-
-    def collect(self, msg_id: str, timeout: float = 120) -> CellRun:
-        """Read iopub until the cell's kernel is idle again, then the execute_reply."""
-        messages = []
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-            messages.append(msg)
-        while True:
-            reply = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return CellRun(reply["content"], messages)
-
-    def execute(self, code: str, timeout: float = 120) -> CellRun:
-        return self.collect(self.submit(code), timeout)
-
-    def value(self, expression: str):
-        """Evaluate a Python expression in the kernel and return it (through JSON)."""
-        run = self.execute(f"import json as _j; print(_j.dumps({expression}))")
-        assert run.ok, run.error
-        return json.loads(run.stdout)
-
-    @property
-    def pid(self) -> int:
-        return self.value("__import__('os').getpid()")
-
-    def shutdown(self, now: bool = False) -> None:
-        try:
-            self.client.stop_channels()
-        finally:
-            if self.manager.has_kernel:
-                self.manager.shutdown_kernel(now=now)
-
-
-def sessions(magic_root: Path) -> list[Path]:
-    return sorted(p for p in magic_root.iterdir() if p.is_dir()) if magic_root.exists() else []
-
-
-def state_entries(magic_root: Path) -> list[str]:
-    """Container state directories of every kernel session under ``magic_root``."""
-    return sorted(entry.name for session in sessions(magic_root)
-                  for entry in (session / "state").iterdir()) if magic_root.exists() else []
-
-
-def bundle_entries(magic_root: Path) -> list[str]:
-    return sorted(entry.name for session in sessions(magic_root)
-                  if (session / "bundles").exists() for entry in (session / "bundles").iterdir())
-
-
-def processes_in_pid_namespace(link: str) -> list[int]:
-    """Host pids of the processes whose pid namespace is ``link`` (e.g. ``pid:[4026532281]``)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == link:
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-def gone(pid_ns_link: str) -> bool:
-    """No process is left in that pid namespace (SIGKILLed processes take a moment to be reaped)."""
-    if wait_for(lambda: processes_in_pid_namespace(pid_ns_link) == [], timeout=10):
-        return True
-    for pid in processes_in_pid_namespace(pid_ns_link):  # say which, for the failure report
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                status = {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
-            with open(f"/proc/{pid}/cgroup") as f:
-                cgroups = f.read().replace("\n", " ")
-            print(f"left in {pid_ns_link}: pid {pid} {status.get('Name')} state={status.get('State')} "
-                  f"ppid={status.get('PPid')} cgroups={cgroups}")
-        except OSError:
-            pass
-    return False
-
-
-def mounts_under(path: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line for line in f if str(path) in line]
-
-
-def force_cleanup(magic_root: Path) -> None:
-    """Teardown, also after a failed test: delete every container, remove every session."""
-    for session in sessions(magic_root):
-        kernel_helper.force_delete_all(runtime_command(), str(session / "state"),
-                                       env=dict(os.environ, PYTHONPATH=str(REPO)))
-    shutil.rmtree(magic_root, ignore_errors=True)
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
-def _fast_tmp() -> str:
-    """A tmpfs for the magic root when there is one (bundle copies are many small files)."""
-    for candidate in ("/run", "/dev/shm"):
-        if os.access(candidate, os.W_OK):
-            return candidate
-    return tempfile.gettempdir()
-
-
-@pytest.fixture
-def magic_root():
-    root = Path(tempfile.mkdtemp(prefix="pyoci-magic-test-", dir=_fast_tmp()))
-    try:
-        yield root
-    finally:
-        force_cleanup(root)
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    root = Path(tempfile.mkdtemp(prefix="pyoci-magic-test-", dir=_fast_tmp()))
-    k = None
-    try:
-        k = Kernel(root, tmp_path_factory.mktemp("kernel-cwd"))
-        yield k
-    finally:
-        if k is not None:
-            k.shutdown()
-        force_cleanup(root)
-
-
-@pytest.fixture
-def clean_after(kernel):
-    """Each test leaves the shared kernel's session without containers (also when it fails)."""
-    yield kernel
-    kernel.execute("%container_rm --all")
-    for session in sessions(kernel.magic_root):
-        kernel_helper.force_delete_all(runtime_command(), str(session / "state"),
-                                       env=dict(os.environ, PYTHONPATH=str(REPO)))
-
-
-def kernel_namespaces(kernel: Kernel) -> dict[str, str]:
-    return kernel.value("{n: __import__('os').readlink('/proc/self/ns/' + n) for n in "
-                        "('pid', 'mnt', 'uts', 'ipc', 'net', 'user')}")
 
 
 # ---------------------------------------------------------------------------------- the tests
@@ -364,30 +165,8 @@ def test_python_output_is_line_buffered_on_a_terminal(kernel, clean_after):
     assert "second" not in out[0]["content"]["text"]
 
 
-def _submit_and_wait_for_container(kernel: Kernel, code: str, pattern: str = "cell-"):
-    msg_id = kernel.submit(code)
-    session = wait_for(lambda: (sessions(kernel.magic_root) or [None])[0])
-    assert session is not None
-    container_id = wait_for(lambda: next((e for e in state_entries(kernel.magic_root) if e.startswith(pattern)), None))
-    assert container_id, "the container never appeared"
-    pid = wait_for(lambda: _running_pid(session, container_id))
-    assert pid, "the container never started"
-    return msg_id, session, container_id, pid
-
-
-def _running_pid(session: Path, container_id: str) -> int | None:
-    """The container's init pid once the runtime's ``state`` says it is running."""
-    completed = subprocess.run(runtime_command() + ["--root", str(session / "state"), "state", container_id],
-                               capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                               timeout=60)
-    if completed.returncode != 0:
-        return None
-    state = json.loads(completed.stdout)
-    return state["pid"] if state.get("status") == "running" and state.get("pid") else None
-
-
 def test_interrupt_kills_the_container_and_leaves_nothing_behind(kernel, clean_after):
-    msg_id, session, container_id, pid = _submit_and_wait_for_container(kernel, "%%container\nsleep 100\n")
+    msg_id, _session, _container_id, pid = submit_and_wait_for_container(kernel, "%%container\nsleep 100\n")
     pid_ns = os.readlink(f"/proc/{pid}/ns/pid")
     kernel.manager.interrupt_kernel()
     run = kernel.collect(msg_id, timeout=20)  # sleep 100 would take 100 s
@@ -527,7 +306,7 @@ def _start_named(kernel: Kernel) -> tuple[Path, str]:
 def test_kernel_shutdown_removes_named_containers(magic_root, tmp_path):
     kernel = Kernel(magic_root, tmp_path)
     try:
-        session, pid_ns = _start_named(kernel)
+        _session, pid_ns = _start_named(kernel)
         assert processes_in_pid_namespace(pid_ns)
     finally:
         kernel.shutdown(now=False)
@@ -591,7 +370,7 @@ def test_missing_busybox_says_how_to_get_it(magic_root, tmp_path):
                        if os.path.exists(path))
     completed = subprocess.run(
         ["unshare", "--mount", "sh", "-c", f'{hide} && exec "$@"', "sh", sys.executable, str(script)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
         env=dict(os.environ, PYOCI_MAGIC_ROOT=str(magic_root), PYTHONPATH=str(REPO)))
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("RootfsError"), completed.stdout
