@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -227,14 +228,21 @@ def main() -> int:
     finally:
         if kernel is not None:
             kernel.shutdown()
-        from pyoci_nb.notebook.kernel_helper import force_delete_all
-
         if runc:
-            force_delete_all([runc], str(runc_root))
-        force_delete_all([sys.executable, "-m", "pyoci_nb"], str(api_root), env=env)
+            delete_all([runc], runc_root)
+        delete_all([sys.executable, "-m", "pyoci_nb"], api_root, env)
         for session in (magic_root.iterdir() if magic_root.exists() else []):
-            force_delete_all([sys.executable, "-m", "pyoci_nb"], str(session / "state"), env=env)
+            delete_all([sys.executable, "-m", "pyoci_nb"], session / "state", env)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def delete_all(runtime: list[str], state_root: Path, env: dict | None = None) -> None:
+    """``RUNTIME --root STATE delete --force ID`` for everything left in a state root."""
+    if not state_root.is_dir():
+        return
+    for entry in sorted(state_root.iterdir()):
+        subprocess.run([*runtime, "--root", str(state_root), "delete", "--force", entry.name],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=env, check=False)
 
 
 if __name__ == "__main__":

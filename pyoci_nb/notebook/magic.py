@@ -4,26 +4,30 @@
 
 * ``%%container [options]`` -- run the cell body with ``/bin/sh -c BODY`` (or ``--shell PROG``) as
   the process of a fresh container (runtime-spec config.json ``process.args``) with pid, mount,
-  uts, ipc and network namespaces (``linux.namespaces``) on a private copy of a busybox root
-  filesystem (``root.path``), created, started, waited for and deleted through the runtime's
-  lifecycle (runtime.md: create, start, delete).  ``--name NAME`` creates the container on first
-  use with a long-running first process and *execs* later cells into it (``pyoci exec``), so
-  files and background processes persist until ``%container_rm NAME`` or the kernel's exit.
+  uts, ipc and network namespaces (``linux.namespaces``) on an overlay snapshot of a cached
+  busybox root filesystem (``root.path``; ``rootfs/overlay.py``: the cached tree is the shared,
+  read-only lower layer, the container writes to its own upper layer), created, started,
+  waited for and deleted through the runtime's lifecycle (runtime.md: create, start, delete).
+  ``--name NAME`` creates the container on first use with a long-running first process and
+  *execs* later cells into it, so files and background processes persist until
+  ``%container_rm NAME`` or the kernel's exit.
 * ``%containers`` -- the named containers of this kernel with their state (runtime.md "state").
 * ``%container_rm NAME... | --all`` -- kill and delete named containers.
 
 How it runs containers: a Jupyter kernel is multi-threaded, so the kernel process is never forked
-to run Python in the child.  Every lifecycle operation is the runtime's command line (``pyoci``,
-runc's commands and flags) started with fork+exec in its own session (a kernel interrupt reaches
-neither the runtime nor the container) -- ``$PYOCI_MAGIC_RUNTIME`` (e.g. ``/usr/sbin/runc``) or,
-by default, ``python -S -m pyoci_nb``.  (The runtime's fork server, ``pyoci_nb.run()`` in a
-kernel, starts containers faster but captures their output instead of streaming it and has no
-``exec``; ``bench/cell_latency.py`` measures both.)  Each kernel has a private session directory
+to run Python in the child.  Every lifecycle operation goes to the kernel's engine
+(``pyoci_nb.runtime.engine``): one single-threaded helper process, started when the extension
+loads, in its own session (a kernel interrupt reaches neither it nor the containers), that runs
+the same lifecycle code as the ``pyoci`` command line and forks the containers' processes.  The
+cell's two terminals are handed to it (SCM_RIGHTS) and the container writes straight into them;
+an exec'd process is the engine's own child in the container's pid namespace; the engine hands
+back a pidfd the magic waits on.  Each kernel has a private session directory
 (``$PYOCI_MAGIC_ROOT`` or ``<pyoci's default root>-nb``, then ``kernel-<pid>-<token>``) holding
-the state root (``state/``, the runtime's ``--root``), one bundle per container (``bundles/<id>``,
-ids end with the token because cgroup paths are host-wide), the cached root filesystems, and a
-watchdog process (``kernel_helper.py``) that removes everything if the kernel dies without
-cleaning up (it does so itself at exit, ``atexit``, and on ``%unload_ext``).
+the state root (``state/``), one bundle per container (``bundles/<id>``: config.json and the
+snapshot; ids end with the token because cgroup paths are host-wide) and the cached root
+filesystems.  If the kernel dies without cleaning up (it does so itself at exit, ``atexit``, and
+on ``%unload_ext``), the engine sees its socket close and removes every container and the
+session directory.
 
 Output: the container's stdout and stderr are two pseudo-terminals (so programs line-buffer as on
 a terminal) read live and written to the cell's stdout and stderr streams; stdin is /dev/null.
@@ -46,7 +50,6 @@ import os
 import re
 import selectors
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -61,10 +64,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from pyoci_nb.errors import ConfigError, ContainerError, PyociError, UnsupportedError
-from pyoci_nb.notebook import kernel_helper
 
-#: Environment variable naming the runtime command (shell words), e.g. ``/usr/sbin/runc``.
-RUNTIME_ENV = "PYOCI_MAGIC_RUNTIME"
 #: Environment variable naming the directory under which each kernel makes its session directory.
 ROOT_ENV = "PYOCI_MAGIC_ROOT"
 #: First process of a named container: keeps it alive and reaps orphans (pid 1 of its namespace).
@@ -369,25 +369,10 @@ def _absolute_bind_sources(config: dict, bundle_dir: Path) -> None:
 # Running processes and reading their output
 # ----------------------------------------------------------------------------------------------
 
-def runtime_command() -> list[str]:
-    """The runtime's command line: ``$PYOCI_MAGIC_RUNTIME`` (shell words) or ``python -S -m pyoci_nb``.
+def _engine():
+    from pyoci_nb.runtime.engine import engine
 
-    ``-S`` skips ``site`` (site-packages and its ``.pth`` files, which can cost more than the
-    container itself): the runtime's command line uses the standard library only, and
-    ``runtime_environment()`` puts pyoci_nb itself on ``PYTHONPATH``.
-    """
-    configured = os.environ.get(RUNTIME_ENV, "").strip()
-    return shlex.split(configured) if configured else [sys.executable, "-S", "-m", "pyoci_nb"]
-
-
-def runtime_environment() -> dict:
-    """The environment for runtime commands: this process's, with pyoci_nb importable."""
-    env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent.parent)
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if package_parent not in paths:
-        env["PYTHONPATH"] = os.pathsep.join([package_parent, *paths])
-    return env
+    return engine()
 
 
 class _OutputTerminals:
@@ -395,7 +380,8 @@ class _OutputTerminals:
 
     The process sees terminals (``isatty``), so C stdio and Python line-buffer their output as on a
     console instead of holding it back until exit; output post-processing is off (no ``\\r\\n``).
-    Falls back to pipes where no pty can be opened.
+    Falls back to pipes where no pty can be opened.  The slaves go to the engine (SCM_RIGHTS),
+    which gives them to the container: it writes straight into them.
     """
 
     def __init__(self):
@@ -466,30 +452,23 @@ class _Stream:
         return "".join(self.kept or [])
 
 
-def _pump(process: subprocess.Popen, fds: dict[int, _Stream], deadline: float | None) -> bool:
-    """Copy output to the cell while ``process`` runs; True when it exited, False on the deadline.
+def _pump(exit_fd: int | None, fds: dict[int, _Stream], deadline: float | None) -> bool:
+    """Copy output to the cell until the process behind the pidfd ``exit_fd`` has exited and its
+    output is read; True then, False on the deadline (None: it had already exited).
 
     After the exit, output is read until every writer closed its end or nothing arrives for
     ``DRAIN_IDLE_SECONDS`` (a background process of a named container may keep it open).
     """
     selector = selectors.DefaultSelector()
-    pidfd = None
-    exited_at = None
-    if process.returncode is None:
-        try:
-            pidfd = os.pidfd_open(process.pid)
-        except ProcessLookupError:  # already reaped
-            process.wait()
-    if pidfd is None:
-        exited_at = time.monotonic()
+    exited_at = None if exit_fd is not None else time.monotonic()
     try:
         for fd in fds:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
-        if pidfd is not None:
-            selector.register(pidfd, selectors.EVENT_READ)
+        if exit_fd is not None:
+            selector.register(exit_fd, selectors.EVENT_READ)
         open_fds = set(fds)
-        while open_fds:
+        while open_fds or exited_at is None:
             now = time.monotonic()
             if exited_at is None:
                 if deadline is not None and now >= deadline:
@@ -503,8 +482,8 @@ def _pump(process: subprocess.Popen, fds: dict[int, _Stream], deadline: float | 
             if not events and exited_at is not None:
                 break
             for key, _ in events:
-                if key.fd == pidfd:
-                    selector.unregister(pidfd)
+                if key.fd == exit_fd:
+                    selector.unregister(exit_fd)
                     exited_at = time.monotonic()
                     continue
                 try:
@@ -520,16 +499,9 @@ def _pump(process: subprocess.Popen, fds: dict[int, _Stream], deadline: float | 
                 else:
                     selector.unregister(key.fd)
                     open_fds.discard(key.fd)
-        if exited_at is None:  # the process closed its output but still runs
-            try:
-                process.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
         return True
     finally:
         selector.close()
-        if pidfd is not None:
-            os.close(pidfd)
         for stream in fds.values():
             stream.feed(b"", final=True)
 
@@ -569,94 +541,9 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _in_other_pid_namespace(pids: list[int]) -> list[int]:
-    """Those of ``pids`` whose pid namespace is not this process's (a container's processes)."""
-    own = os.readlink("/proc/self/ns/pid")
-    found = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/ns/pid") != own:
-                found.append(pid)
-    return found
-
-
 # ----------------------------------------------------------------------------------------------
-# The kernel's session: state root, bundles, named containers, watchdog
+# The kernel's session: state root, bundles, named containers
 # ----------------------------------------------------------------------------------------------
-
-class _RootfsCopies:
-    """Private copies of a root filesystem, made ahead of time, and old bundles removed later.
-
-    A fresh container gets its own copy of the busybox root filesystem (a few hundred symbolic
-    links and one binary); on a slow disk that copy, and the removal after the cell, cost more
-    than the container.  A background thread (file copies only: the kernel is never forked) keeps
-    one copy ready, which ``take`` moves into the bundle with one ``rename``, and deletes the
-    bundles ``discard`` renamed into the trash directory.  ``close`` stops the thread; the
-    session's directory removal then deletes whatever is left.
-    """
-
-    def __init__(self, source: Path, work: Path):
-        self.source = source
-        self.spare_dir = work / "spare"
-        self.trash_dir = work / "trash"
-        self.spare_dir.mkdir(exist_ok=True)
-        self.trash_dir.mkdir(exist_ok=True)
-        self._ready: list[Path] = []
-        self._counter = itertools.count()
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._work, name="pyoci-magic-rootfs", daemon=True)
-        self._thread.start()
-
-    def take(self, dest: Path) -> None:
-        """Put a private copy of the root filesystem at ``dest`` (a prepared one if there is one)."""
-        from pyoci_nb.rootfs.tree import copy_tree
-
-        with self._wake:
-            ready = self._ready.pop() if self._ready else None
-            self._wake.notify()
-        if ready is not None:
-            os.rename(ready, dest)
-        else:
-            copy_tree(self.source, dest)
-
-    def discard(self, path: Path) -> None:
-        """Remove ``path`` soon (renamed away now, deleted by the thread)."""
-        target = self.trash_dir / f"{next(self._counter)}-{path.name}"
-        os.rename(path, target)
-        with self._wake:
-            self._wake.notify()
-
-    def _work(self) -> None:
-        from pyoci_nb.rootfs.tree import copy_tree, remove_tree
-
-        while True:
-            with self._wake:
-                while not self._stopping and self._ready and not any(self.trash_dir.iterdir()):
-                    self._wake.wait()
-                if self._stopping:
-                    return
-                need_copy = not self._ready
-            for entry in list(self.trash_dir.iterdir()):
-                with contextlib.suppress(OSError):
-                    remove_tree(entry)
-            if need_copy:
-                target = self.spare_dir / f"copy-{next(self._counter)}"
-                try:
-                    copy_tree(self.source, target)
-                except (OSError, PyociError):
-                    with contextlib.suppress(OSError):
-                        remove_tree(target)
-                    return  # take() copies synchronously from now on
-                with self._wake:
-                    self._ready.append(target)
-
-    def close(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        self._thread.join(timeout=60)
-
 
 @dataclass
 class NamedContainer:
@@ -673,29 +560,23 @@ class NamedContainer:
 
 class MagicSession:
     """Everything one kernel's magic owns, under one private session directory:
-    ``state/`` (the runtime's ``--root``), ``bundles/<id>/`` (config.json + rootfs) and the
-    cached busybox root filesystem.  ``shutdown()`` removes all of it."""
+    ``state/`` (the runtime's state root), ``bundles/<id>/`` (config.json and, for busybox, the
+    container's overlay snapshot) and the cached root filesystems.  The engine removes it all if
+    the kernel dies; ``shutdown()`` does it otherwise."""
 
-    def __init__(self, runtime: list[str] | None = None, base_dir: str | None = None):
-        self.runtime_cmd = runtime or runtime_command()
-        self.env = runtime_environment()
+    def __init__(self, base_dir: str | None = None):
         self.base_dir = Path(base_dir or os.environ.get(ROOT_ENV) or _default_base())
         self.dir: Path | None = None
         self.named: dict[str, NamedContainer] = {}
         self._counter = itertools.count(1)
         self._rootfs_cache: dict[tuple, Path] = {}
-        self._busybox_copies: _RootfsCopies | None = None
-        self._watchdog: subprocess.Popen | None = None
+        self.overlay_unavailable: str | None = None
 
     # -- directories ---------------------------------------------------------------------------
     def ensure_dir(self) -> Path:
-        """Create the session directory and start the watchdog (on first use)."""
+        """Create the session directory (on first use) and have the engine remove it, with every
+        container in it, if this kernel goes away without ``shutdown()``."""
         if self.dir is None:
-            program = self.runtime_cmd[0]
-            if not (shutil.which(program) if "/" not in program else os.access(program, os.X_OK)):
-                raise ContainerError("the container runtime was not found", where=program,
-                                     why=f"{RUNTIME_ENV} or the default (python -m pyoci_nb) names it",
-                                     hint=f"set {RUNTIME_ENV} to a runc-compatible runtime, e.g. /usr/sbin/runc")
             # the base must be ours and closed to others (as a state root): another user could
             # otherwise pre-create it and swap our session directory for a link
             from pyoci_nb.runtime.state import open_root
@@ -706,8 +587,7 @@ class MagicSession:
             self.token = self.dir.name.rsplit("-", 1)[-1]
             (self.dir / "state").mkdir(mode=0o700)
             (self.dir / "bundles").mkdir()
-            (self.dir / "pids").mkdir()
-            self._start_watchdog()
+            _engine().call("cleanup_on_exit", root=str(self.dir / "state"), path=str(self.dir))
             atexit.register(self.shutdown)
         return self.dir
 
@@ -715,27 +595,15 @@ class MagicSession:
     def state_root(self) -> Path:
         return self.ensure_dir() / "state"
 
-    def _start_watchdog(self) -> None:
-        self._watchdog = subprocess.Popen(
-            [sys.executable, "-I", "-S", kernel_helper.__file__, str(self.dir), str(self.dir / "state"),
-             "--", *self.runtime_cmd],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=self.env, close_fds=True)
+    def container(self, container_id: str):
+        from pyoci_nb.runtime.container import Container
 
-    def runtime_args(self, *args: str, rootless: bool = False) -> list[str]:
-        """``RUNTIME --root STATE [--rootless true] ARGS...``."""
-        extra = ["--rootless", "true"] if rootless and os.geteuid() != 0 else []
-        return [*self.runtime_cmd, "--root", str(self.state_root), *extra, *args]
+        return Container(container_id, str(self.state_root))
 
-    def run_runtime(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        """Run one runtime command to completion (stdout/stderr captured)."""
-        command = self.runtime_args(*args)
-        completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                   timeout=timeout, env=self.env, check=False, start_new_session=True)
-        if check and completed.returncode != 0:
-            raise ContainerError(f"{args[0]} failed", where=shlex.join(command),
-                                 why=(completed.stderr.strip() or f"exit status {completed.returncode}"))
-        return completed
+    def cli_equivalent(self, *args: str) -> list[str]:
+        """The ``pyoci`` command line that does what the magic asks the engine for (shown by
+        ``--if-unavailable explain`` and kept in ``CellResult.runtime_command``)."""
+        return ["pyoci", "--root", str(self.state_root), *args]
 
     # -- root filesystems and bundles ----------------------------------------------------------
     def _cached_rootfs(self, kind: str, programs: tuple[str, ...] = ()) -> Path:
@@ -758,8 +626,8 @@ class MagicSession:
         return self._rootfs_cache[key]
 
     def make_bundle(self, container_id: str, options: CellOptions, args: list[str]) -> Path:
-        """Write ``bundles/<id>/config.json`` and, for busybox, a private rootfs copy (removed
-        again if that fails)."""
+        """Write ``bundles/<id>/config.json`` and, for busybox, the container's overlay snapshot
+        of the cached root filesystem (removed again if that fails)."""
         bundle = self.ensure_dir() / "bundles" / container_id
         bundle.mkdir()
         try:
@@ -772,6 +640,7 @@ class MagicSession:
     def _fill_bundle(self, bundle: Path, options: CellOptions, args: list[str]) -> None:
         from pyoci_nb.spec.defaults import default_config
 
+        snapshot = None
         if options.bundle is not None:
             source = Path(options.bundle).absolute()
             try:
@@ -784,11 +653,8 @@ class MagicSession:
         else:
             base = default_config(rootless=options.rootless)
             kind = options.rootfs or "busybox"
-            if kind == "busybox":  # small (one static binary + links): a private, writable copy
-                if self._busybox_copies is None:
-                    self._busybox_copies = _RootfsCopies(self._cached_rootfs(kind), self.dir)
-                self._busybox_copies.take(bundle / "rootfs")
-                root_path = "rootfs"
+            if kind == "busybox":  # a private writable layer over the shared cached rootfs
+                snapshot, root_path = self._busybox_root(bundle)
             elif kind == "host":  # tens of MB (Python's stdlib): shared read-only, tmpfs where programs write
                 from pyoci_nb.rootfs.host import find_host_program
 
@@ -803,6 +669,8 @@ class MagicSession:
                 root_path = str(Path(kind).absolute())
         default_hostname = options.name or "pyoci"
         config = build_config(options, base, root_path, args, default_hostname)
+        if snapshot is not None:
+            snapshot.apply_to(config)
         if options.rootfs == "host":
             config["root"]["readonly"] = True
             config["mounts"] = config.get("mounts", []) + [
@@ -811,16 +679,28 @@ class MagicSession:
                 for path, mode in HOST_ROOTFS_WRITABLE]
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
 
+    def _busybox_root(self, bundle: Path):
+        """An overlay snapshot of the cached busybox rootfs (nothing copied), or a private copy
+        where this kernel cannot mount overlays (the reason is kept in ``overlay_unavailable``)."""
+        from pyoci_nb.rootfs.overlay import Snapshot, overlay_support
+
+        cached = self._cached_rootfs("busybox")
+        if self.overlay_unavailable is None:
+            reason = overlay_support(rootless=os.geteuid() != 0)
+            self.overlay_unavailable = reason or ""
+        if not self.overlay_unavailable:
+            snapshot = Snapshot.create([cached], bundle / "snapshot")
+            return snapshot, str(snapshot.rootfs)
+        from pyoci_nb.rootfs.tree import copy_tree
+
+        copy_tree(cached, bundle / "rootfs")
+        return None, str(bundle / "rootfs")
+
     def remove_bundle(self, container_id: str) -> None:
         from pyoci_nb.rootfs.tree import remove_tree
 
-        path = self.ensure_dir() / "bundles" / container_id
-        if not path.exists():
-            return
-        if self._busybox_copies is not None:
-            self._busybox_copies.discard(path)
-        else:
-            remove_tree(path)
+        with contextlib.suppress(FileNotFoundError):
+            remove_tree(self.ensure_dir() / "bundles" / container_id)
 
     def new_id(self, name: str | None = None) -> str:
         """A container id unique on this host: ``NAME-TOKEN`` or ``cell-N-TOKEN``."""
@@ -828,15 +708,26 @@ class MagicSession:
         return f"{name}-{self.token}" if name else f"cell-{next(self._counter)}-{self.token}"
 
     def status(self, container_id: str) -> str:
-        """The container's status from the runtime's ``state`` (or why it is unknown)."""
-        completed = self.run_runtime("state", container_id, check=False)
+        """The container's status (runtime.md "state"), or why it is unknown."""
         try:
-            return json.loads(completed.stdout).get("status", "unknown")
-        except ValueError:
-            return f"unknown ({completed.stderr.strip()[:120]})"
+            return self.container(container_id).status
+        except PyociError as exc:
+            return f"unknown ({_clip(str(exc), 120)})"
 
     def container_exists(self, container_id: str) -> bool:
         return (self.state_root / container_id).exists()
+
+    def delete(self, container_id: str) -> None:
+        """Kill and delete a container; the engine removes its bundle with it."""
+        from pyoci_nb.runtime.engine import running_engine
+
+        with _sigint_deferred():
+            try:
+                self.container(container_id).delete(force=True)
+            except PyociError:
+                if running_engine() is not None and self.container_exists(container_id):
+                    raise
+            self.remove_bundle(container_id)
 
     # -- host check ------------------------------------------------------------------------------
     def unavailable(self, options: CellOptions):
@@ -853,52 +744,50 @@ class MagicSession:
 
     # -- running cells ---------------------------------------------------------------------------
     def run_fresh(self, options: CellOptions, args: list[str]) -> CellResult:
-        """A new container for this cell: ``run`` in the foreground, then nothing is left."""
+        """A new container for this cell, created and started by the engine with the cell's
+        terminals as its stdout and stderr; waited for, then deleted: nothing is left."""
         container_id = self.new_id()
-        self.make_bundle(container_id, options, args)
-        command = self.runtime_args("run", "--bundle", str(self.dir / "bundles" / container_id),
-                                    container_id, rootless=options.rootless)
+        bundle = self.make_bundle(container_id, options, args)
+        command = self.cli_equivalent("run", "--bundle", str(bundle), container_id)
+        return self._run_streaming(command, options, container_id, args, lambda stdio: self._start_fresh(
+            container_id, bundle, stdio), cleanup=lambda: self.delete(container_id))
+
+    def _start_fresh(self, container_id: str, bundle: Path, stdio: tuple):
+        from pyoci_nb.runtime.container import Container
+
         try:
-            return self._run_streaming(command, options, container_id, args,
-                                       stop=lambda process: self._kill_fresh(container_id, process))
-        finally:
-            with _sigint_deferred():
-                if self.container_exists(container_id):
-                    self.run_runtime("delete", "--force", container_id, check=False)
-                self.remove_bundle(container_id)
+            container = Container.create(bundle, id=container_id, root=str(self.state_root), start=True,
+                                         stdin=stdio[0], stdout=stdio[1], stderr=stdio[2],
+                                         remove_on_exit=True, cleanup_paths=[str(bundle)])
+        except BaseException:
+            self.remove_bundle(container_id)
+            raise
+        return _FreshCell(container)
 
     def create_named(self, options: CellOptions) -> NamedContainer:
         """Create and start a named container whose first process keeps it alive."""
+        from pyoci_nb.runtime.container import Container
+
         name = options.name
         container_id = self.new_id(name)
-        self.make_bundle(container_id, options, KEEPER_ARGS)
-        log = self.ensure_dir() / "pids" / f"{container_id}.create-stderr"
+        bundle = self.make_bundle(container_id, options, KEEPER_ARGS)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            with open(log, "w+") as stderr:
-                command = self.runtime_args("run", "--detach", "--bundle", str(self.dir / "bundles" / container_id),
-                                            container_id, rootless=options.rootless)
-                # own session: the kernel's interrupt (SIGINT to its process group) must reach
-                # neither the runtime in the middle of its work nor the container it starts
-                completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=stderr, env=self.env, timeout=120, check=False,
-                                           start_new_session=True)
-                stderr.seek(0)
-                message = stderr.read().strip()
-            if completed.returncode != 0:
-                raise ContainerError(f"cannot create container {name!r}", where=shlex.join(command),
-                                     why=message or f"exit status {completed.returncode}",
-                                     hint="a named container's first process is /bin/sh (a keep-alive "
-                                          "loop with sleep), so its root filesystem needs sh and sleep")
+            Container.create(bundle, id=container_id, root=str(self.state_root), start=True,
+                             stdin=null, stdout=null, stderr=null, remove_on_exit=True,
+                             cleanup_paths=[str(bundle)])
+        except PyociError as exc:
+            self.remove_bundle(container_id)
+            raise ContainerError(f"cannot create container {name!r}", where=exc.where, why=exc.what + (
+                f": {exc.why}" if exc.why else ""),
+                hint="a named container's first process is /bin/sh (a keep-alive loop with sleep), so "
+                     "its root filesystem needs sh and sleep") from None
         except BaseException:
-            with _sigint_deferred():
-                if self.container_exists(container_id):
-                    self.run_runtime("delete", "--force", container_id, check=False)
-                self.remove_bundle(container_id)
+            self.remove_bundle(container_id)
             raise
         finally:
-            log.unlink(missing_ok=True)
-        container = NamedContainer(name, container_id, self.dir / "bundles" / container_id, time.time(),
-                                   options.creation_values(),
+            os.close(null)
+        container = NamedContainer(name, container_id, bundle, time.time(), options.creation_values(),
                                    options.bundle or options.rootfs or "busybox")
         self.named[name] = container
         return container
@@ -906,137 +795,135 @@ class MagicSession:
     def exec_named(self, container: NamedContainer, options: CellOptions, args: list[str]) -> CellResult:
         """Run the cell as a new process in the named container (``exec``)."""
         container.cells += 1
-        pid_file = self.ensure_dir() / "pids" / f"{container.id}-{container.cells}.pid"
-        flags = ["--pid-file", str(pid_file)]
+        flags: list[str] = []
         for item in options.env:
             flags += ["--env", item]
         if options.workdir:
             flags += ["--cwd", options.workdir]
         if options.user_text:
             flags += ["--user", options.user_text]
-        command = self.runtime_args("exec", *flags, container.id, *args, rootless=options.rootless)
-        try:
-            return self._run_streaming(command, options, container.name, args,
-                                       stop=lambda process: self._kill_exec(pid_file, process))
-        finally:
-            pid_file.unlink(missing_ok=True)
+        command = self.cli_equivalent("exec", *flags, container.id, *args)
+        target = self.container(container.id)
 
-    def _run_streaming(self, command, options: CellOptions, container: str, args, stop) -> CellResult:
+        def start(stdio):
+            return _ExecCell(target.popen(args, env=list(options.env) or None, cwd=options.workdir,
+                                          user=options.user_text, stdin=stdio[0], stdout=stdio[1],
+                                          stderr=stdio[2]))
+
+        return self._run_streaming(command, options, container.name, args, start, cleanup=None)
+
+    def _run_streaming(self, command, options: CellOptions, container: str, args, start, cleanup) -> CellResult:
         terminals = _OutputTerminals()
         streams = {terminals.readers[0]: _Stream(lambda: sys.stdout, options.capture is not None),
                    terminals.readers[1]: _Stream(lambda: sys.stderr, options.capture is not None)}
-        env = self.env if terminals.terminals else {**self.env, "PYTHONUNBUFFERED": "1"}
         started = time.monotonic()
-        process = None
+        cell = None
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=terminals.child_stdout,
-                                       stderr=terminals.child_stderr, env=env, start_new_session=True,
-                                       close_fds=True)
-            terminals.close_child_ends()
+            try:
+                cell = start((null, terminals.child_stdout, terminals.child_stderr))
+            finally:
+                os.close(null)
+                terminals.close_child_ends()
             deadline = started + options.timeout if options.timeout else None
-            finished = _pump(process, streams, deadline)
+            finished = _pump(cell.exit_fd(), streams, deadline)
             if not finished:
                 with _sigint_deferred():
-                    stop(process)
-                    _pump(process, streams, None)
-                raise ContainerCellTimeout(process.returncode if process.returncode is not None else -9,
-                                           args, container=container,
+                    cell.stop()
+                    _pump(cell.exit_fd(), streams, None)
+                raise ContainerCellTimeout(cell.returncode(), args, container=container,
                                            reason=f"The cell ran longer than --timeout {options.timeout:g} s "
                                                   "and was killed.")
-            returncode = process.wait()
+            returncode = cell.returncode()
         except KeyboardInterrupt:
-            if process is not None:
+            if cell is not None:
                 with _sigint_deferred():
-                    stop(process)
+                    cell.stop()
             raise
         finally:
             terminals.close()
+            if cleanup is not None:
+                cleanup()
         out, err = streams.values()
         return CellResult(returncode, out.text, err.text, container, list(args), list(command),
                           time.monotonic() - started)
 
-    def _kill_fresh(self, container_id: str, process: subprocess.Popen) -> None:
-        """Kill a fresh container's processes and wait for the runtime's ``run`` to return.
-
-        The processes below ``run`` that are in another pid namespace are the container's: a
-        SIGKILL to them (to its init: the kernel then kills the whole pid namespace) needs no
-        runtime command.  Until they exist (the container is still being created) the runtime's
-        ``kill ID KILL`` is tried as well."""
-        give_up = time.monotonic() + 10
-        while process.poll() is None and time.monotonic() < give_up:
-            inside = _in_other_pid_namespace(_descendants(process.pid)[1:])
-            for pid in inside:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            if inside:
-                break
-            if self.container_exists(container_id):
-                killed = self.run_runtime("kill", container_id, "KILL", check=False, timeout=20)
-                if killed.returncode == 0:
-                    break
-            time.sleep(0.02)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def _kill_exec(self, pid_file: Path, process: subprocess.Popen) -> None:
-        """Kill the exec'd process and everything it started, then wait for ``exec`` to return."""
-        give_up = time.monotonic() + 10
-        while process.poll() is None and time.monotonic() < give_up:
-            try:
-                pid = int(pid_file.read_text().strip())
-            except (OSError, ValueError):
-                time.sleep(0.02)
-                continue
-            for target in reversed(_descendants(pid)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(target, signal.SIGKILL)
-            break
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
     def remove_named(self, name: str) -> None:
         """Kill and delete a named container and its bundle."""
         container = self.named.pop(name)
-        with _sigint_deferred():
-            if self.container_exists(container.id):
-                self.run_runtime("delete", "--force", container.id, check=False)
-            self.remove_bundle(container.id)
-            if self.container_exists(container.id):
-                raise ContainerError(f"container {name!r} could not be deleted",
-                                     where=str(self.state_root / container.id),
-                                     hint="see `pyoci --root ... delete --force` output")
+        self.delete(container.id)
+        if self.container_exists(container.id):
+            raise ContainerError(f"container {name!r} could not be deleted",
+                                 where=str(self.state_root / container.id),
+                                 hint=f"pyoci --root {self.state_root} delete --force {container.id}")
 
     def shutdown(self) -> None:
-        """Delete every container of this kernel, remove the session directory, stop the watchdog."""
+        """Delete every container of this kernel and remove the session directory."""
         if self.dir is None:
             return
+        from pyoci_nb.rootfs.tree import remove_tree
+        from pyoci_nb.runtime.engine import running_engine
+
         with _sigint_deferred():
             self.named.clear()
-            if self._busybox_copies is not None:
-                self._busybox_copies.close()
-                self._busybox_copies = None
-            kernel_helper.force_delete_all(self.runtime_cmd, str(self.dir / "state"), env=self.env)
-            from pyoci_nb.rootfs.tree import remove_tree
-
+            state_root = self.dir / "state"
+            with contextlib.suppress(OSError):
+                for container_id in sorted(os.listdir(state_root)):
+                    with contextlib.suppress(PyociError):
+                        self.delete(container_id)
             with contextlib.suppress(OSError):
                 remove_tree(self.dir)
-            if self._watchdog is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._watchdog.stdin.write(kernel_helper.DONE)
-                    self._watchdog.stdin.close()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._watchdog.wait(timeout=5)
-                self._watchdog = None
+            current = running_engine()
+            if current is not None:
+                with contextlib.suppress(PyociError):
+                    current.call("cleanup_on_exit", root=str(state_root), forget=True)
             with contextlib.suppress(Exception):
                 atexit.unregister(self.shutdown)
             self.dir = None
             self._rootfs_cache.clear()
+
+
+class _FreshCell:
+    """A fresh container running a cell: its init is the cell's process."""
+
+    def __init__(self, container):
+        self.container = container
+        self._status: int | None = None
+
+    def exit_fd(self) -> int | None:
+        return self.container._pidfd
+
+    def returncode(self) -> int:
+        if self._status is None:
+            status = self.container.wait()
+            self._status = -9 if status is None else status
+        return self._status
+
+    def stop(self) -> None:
+        """SIGKILL to the init: the kernel then kills its whole pid namespace."""
+        with contextlib.suppress(PyociError):
+            self.container.kill("SIGKILL")
+
+
+class _ExecCell:
+    """A process exec'd into a named container for one cell."""
+
+    def __init__(self, process):
+        self.process = process
+
+    def exit_fd(self) -> int | None:
+        return self.process.fileno()
+
+    def returncode(self) -> int:
+        return self.process.wait()
+
+    def stop(self) -> None:
+        """SIGKILL to the process and everything it started (the container's keeper stays)."""
+        for target in reversed(_descendants(self.process.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+        self.process.kill()
+
 
 
 def _default_base() -> str:
@@ -1166,10 +1053,10 @@ class ContainerMagics(Magics):
         container_id = session.new_id(options.name)
         bundle = session.make_bundle(container_id, options, KEEPER_ARGS if options.name else command)
         if options.name:
-            commands = [session.runtime_args("run", "--detach", "--bundle", str(bundle), container_id),
-                        session.runtime_args("exec", container_id, *command)]
+            commands = [session.cli_equivalent("run", "--detach", "--bundle", str(bundle), container_id),
+                        session.cli_equivalent("exec", container_id, *command)]
         else:
-            commands = [session.runtime_args("run", "--bundle", str(bundle), container_id)]
+            commands = [session.cli_equivalent("run", "--bundle", str(bundle), container_id)]
         print("Containers cannot be created on this host, so nothing ran. This is what would have run:")
         for item in commands:
             print("  $ " + shlex.join(item))
@@ -1189,12 +1076,11 @@ class ContainerMagics(Magics):
         """List this kernel's named containers with their runtime state."""
         rows = []
         for name, container in self.session.named.items():
-            completed = self.session.run_runtime("state", container.id, check=False)
             try:
-                state = json.loads(completed.stdout)
+                state = self.session.container(container.id).state()
                 status, pid = state.get("status", "unknown"), state.get("pid", 0)
-            except ValueError:
-                status, pid = f"unknown ({completed.stderr.strip()[:80]})", 0
+            except PyociError as exc:
+                status, pid = f"unknown ({_clip(str(exc), 80)})", 0
             rows.append((name, container.id, status, str(pid), container.rootfs_kind,
                          time.strftime("%H:%M:%S", time.localtime(container.created)), str(container.cells)))
         return ContainerTable(rows, str(self.session.state_root) if self.session.dir else "")
@@ -1274,6 +1160,9 @@ def load_ipython_extension(ipython) -> None:
     magics = ContainerMagics(ipython)
     ipython.register_magics(magics)
     _registered[id(ipython)] = magics
+    # start the engine now (it imports while the user types): the first cell does not wait for it
+    with contextlib.suppress(Exception):
+        _engine()
 
 
 def unload_ipython_extension(ipython) -> None:

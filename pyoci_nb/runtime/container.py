@@ -151,6 +151,7 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
                               "which a process in another user namespace has no right to mount in",
                           hint='add {"type": "mount"} to linux.namespaces')
     mounts.check_idmapped_mounts(config, kinds, rootless=os.geteuid() != 0)
+    mounts.check_root_mount(config, own_mount_ns="mount" in kinds)
     for key in ("hostname", "domainname"):
         if config.get(key) and "uts" not in kinds:
             raise ConfigError(f"cannot set {key} without a UTS namespace", where=key,

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,6 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-from pyoci_nb.notebook import kernel_helper
-from pyoci_nb.notebook.magic import runtime_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,11 +255,21 @@ class ContainerTrace:
             [f"cgroup {d}" for d in self.cgroups if d.exists()]
 
 
+def delete_all(state_root: Path) -> None:
+    """``pyoci --root STATE delete --force ID`` for every container there (teardown, also after
+    a failure: the command line, not the magic under test)."""
+    if not state_root.is_dir():
+        return
+    for entry in sorted(state_root.iterdir()):
+        subprocess.run([sys.executable, "-m", "pyoci_nb", "--root", str(state_root), "delete", "--force",
+                        entry.name], stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), check=False)
+
+
 def force_cleanup(magic_root: Path) -> None:
     """Teardown, also after a failed test: delete every container, remove every session."""
     for session in sessions(magic_root):
-        kernel_helper.force_delete_all(runtime_command(), str(session / "state"),
-                                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+        delete_all(session / "state")
     shutil.rmtree(magic_root, ignore_errors=True)
 
 
@@ -299,13 +308,14 @@ def submit_and_wait_for_container(kernel: Kernel, code: str, pattern: str = "cel
 
 
 def running_pid(session: Path, container_id: str) -> int | None:
-    """The container's init pid once the runtime's ``state`` says it is running."""
-    completed = subprocess.run(runtime_command() + ["--root", str(session / "state"), "state", container_id],
-                               capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                               timeout=60, check=False)
-    if completed.returncode != 0:
+    """The container's init pid once its state says it is running."""
+    from pyoci_nb.errors import PyociError
+    from pyoci_nb.runtime.container import Container
+
+    try:
+        state = Container(container_id, str(session / "state")).state()
+    except PyociError:
         return None
-    state = json.loads(completed.stdout)
     return state["pid"] if state.get("status") == "running" and state.get("pid") else None
 
 
@@ -338,5 +348,4 @@ def clean_after(kernel):
     yield kernel
     kernel.execute("%container_rm --all")
     for session in sessions(kernel.magic_root):
-        kernel_helper.force_delete_all(runtime_command(), str(session / "state"),
-                                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+        delete_all(session / "state")

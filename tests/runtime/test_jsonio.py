@@ -240,7 +240,7 @@ def test_not_text_is_a_type_error():
         assert result[0] == "error" and result[1] is TypeError
 
 
-_NON_STRING_KEYS = {1: "int", 2.5: "float", True: "true", False: "false", None: "null", "s": [{3: {4.0: []}}]}
+_NON_STRING_KEYS = {7: "int", 2.5: "float", True: "true", False: "false", None: "null", "s": [{3: {4.0: []}}]}
 
 
 @pytest.mark.parametrize("kwargs", DUMPS_VARIANTS + [{"indent": 0}, {"indent": "\t"},
