@@ -27,7 +27,6 @@ import ctypes
 import errno as errno_module
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -548,21 +547,22 @@ def probe_html_table(result: ProbeResult) -> str:
 
 def run_probe(command_prefix: tuple[str, ...] | list[str] = (), timeout: float = 60,
               python: str | None = None) -> ProbeResult:
-    """Run the checks in a fresh child process and return the explained result (not cached).
+    """Run the checks in a fresh child process (started by the engine) and return the explained
+    result (not cached).
 
     ``command_prefix`` runs the child under another program first (``unshare``, ``setpriv`` ...),
     to probe what a process started that way would be allowed to do; ``python`` is the interpreter
     of the child (default: this one; the child needs only the standard library).
     """
     from pyoci_nb.errors import PyociError
+    from pyoci_nb.runtime.engine import engine
 
-    command = [*command_prefix, python or sys.executable, "-I", "-S", os.path.abspath(__file__)]
-    completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               timeout=timeout, check=False)
-    if completed.returncode != 0 or not completed.stdout.strip():
-        raise PyociError("the probe process failed", where=" ".join(command),
-                         why=(completed.stderr.strip() or f"exit status {completed.returncode}")[-2000:])
-    return ProbeResult.from_report(json.loads(completed.stdout))
+    # started by this process's engine: a Jupyter kernel starts no Python child of its own
+    completed, _ = engine().call("probe", prefix=list(command_prefix), python=python, timeout=timeout)
+    if completed["returncode"] != 0 or not completed["stdout"].strip():
+        raise PyociError("the probe process failed", where=" ".join(completed["command"]),
+                         why=(completed["stderr"].strip() or f"exit status {completed['returncode']}")[-2000:])
+    return ProbeResult.from_report(json.loads(completed["stdout"]))
 
 
 _cached: ProbeResult | None = None

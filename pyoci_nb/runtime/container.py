@@ -662,8 +662,7 @@ class Container(ReprMixin):
             except ChildProcessError:
                 return
             if done == pid:
-                self._exit_status = _note_exit(pid, status)
-                _exit_statuses.pop(pid, None)
+                self._exit_status = _note_exit(pid, status)  # kept there too: the engine's caller asks
 
     # --- create ----------------------------------------------------------------------------
     @classmethod
@@ -1078,20 +1077,22 @@ class Container(ReprMixin):
         if pid <= 0:
             return None
         current = running_engine()
-        if self._pidfd is None and current is not None:
+        ours = self._pidfd is not None
+        if not ours and current is not None:
             ours, received = current.call("pidfd", pid=pid)
-            if ours and received:
+            if received:
                 self._pidfd = received[0]
-        if self._pidfd is None:  # not made by our engine: its status cannot be known
+        if not ours:  # not made by our engine: its status cannot be known
             deadline = None if timeout is None else time.monotonic() + timeout
             while init_alive(record):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"container {self.id!r} still running after {timeout}s")
                 time.sleep(0.01)
             return None
-        if not wait_readable(self._pidfd, timeout):
+        if self._pidfd is not None and not wait_readable(self._pidfd, timeout):
             raise TimeoutError(f"container {self.id!r} still running after {timeout}s")
-        assert current is not None
+        if current is None:  # the engine died with the container's status
+            return None
         self._exit_status, _ = current.call("status", pid=pid)
         return self._exit_status
 

@@ -346,7 +346,7 @@ class _Server:
             self.remove_on_exit[(root, created.id)] = True
         if request.get("cleanup_paths"):
             self.cleanup_paths[f"{root}\0{created.id}"] = list(request["cleanup_paths"])
-        pid = created.state()["pid"]
+        pid = created._record()["pid"]  # (not state(): it would reap an init that has exited)
         return {"id": created.id, "pid": pid}, _pidfds(pid)
 
     def op_start(self, request: dict, fds: list[int]):
@@ -405,6 +405,20 @@ class _Server:
         else:
             self.cleanup_paths[key] = [request["path"]]
         return None, []
+
+    def op_probe(self, request: dict, fds: list[int]):
+        """Run the host probe's child program (``notebook/probe.py``: it unshares namespaces, so
+        it needs a fresh process) and return its exit status and output: the caller (a kernel)
+        never starts a Python child itself."""
+        import subprocess
+
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        command = [*request.get("prefix", ()), request.get("python") or sys.executable, "-I", "-S",
+                   os.path.join(here, "notebook", "probe.py")]
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=request.get("timeout") or 60, check=False)
+        return {"command": command, "returncode": done.returncode, "stdout": done.stdout,
+                "stderr": done.stderr}, []
 
     def op_ping(self, request: dict, fds: list[int]):
         return os.getpid(), []
