@@ -254,6 +254,7 @@ class _Server:
         container.keep_subreaper("engine")
         self.busy = False
         self.remove_on_exit: dict[tuple[str, str], bool] = {}
+        self.zygotes: dict[tuple[str, str], _Zygote] = {}
         self.cleanup_paths: dict[str, list[str]] = {}
 
     def _on_sigint(self, signum, frame):
@@ -357,6 +358,9 @@ class _Server:
         from pyoci_nb.errors import ContainerNotFound
 
         root, container_id = request["root"], request["id"]
+        zygote = self.zygotes.pop((root, container_id), None)
+        if zygote is not None:
+            zygote.close()
         try:
             self.container.Container.load(container_id, root).delete(force=bool(request.get("force")))
         except ContainerNotFound:
@@ -368,13 +372,58 @@ class _Server:
         return None, []
 
     def op_exec(self, request: dict, fds: list[int]):
-        stdio, console_fd, preserve = _place_fds(request, fds)
         container = self.container.Container.load(request["id"], request["root"])
+        layout = request.get("layout") or {}
+        if not (layout.get("preserve") or layout.get("console") is not None or request.get("console_socket")):
+            stdio = [None if i is None else fds[i] for i in layout.get("stdio", (None, None, None))]
+            for _ in range(2):  # a helper that died (kill --all) is replaced once
+                zygote = self._zygote(container)
+                if zygote is None:
+                    break
+                pid = zygote.exec(container, request["process"], stdio)
+                if pid:
+                    if request.get("pid_file"):
+                        self.container._write_file_atomic(request["pid_file"], str(pid))
+                    return {"pid": pid}, _pidfds(pid)
+                self.zygotes.pop((container.root, container.id), None)
+        stdio, console_fd, preserve = _place_fds(request, fds)
         pid = container.exec_detached(request["process"], console_socket=request.get("console_socket"),
                                       console_fd=console_fd, pid_file=request.get("pid_file"),
                                       preserve_fds=preserve, stdio=stdio)
         _close_placed(preserve)
         return {"pid": pid}, _pidfds(pid)
+
+    def _zygote(self, container) -> "_Zygote | None":
+        """The container's exec helper (made on its first exec), or None where there is none:
+        unprivileged, no mount namespace of its own, a time namespace, or a pids limit (the
+        helper would take one of the container's pids)."""
+        key = (container.root, container.id)
+        record = container._record()
+        current = self.zygotes.get(key)
+        if current is not None and current.init == (record.get("pid"), record.get("initStartTime")):
+            return current
+        if current is not None:
+            current.close()
+            del self.zygotes[key]
+        from pyoci_nb.runtime import namespaces
+
+        config = record.get("config") or {}
+        linux = config.get("linux") or {}
+        if os.geteuid() != 0 or not record.get("cgroup") or not record.get("pid") or \
+                ((linux.get("resources") or {}).get("pids") or {}).get("limit"):
+            return None
+        kinds = namespaces.different_namespaces(record["pid"])
+        if "mount" not in kinds or "time" in kinds:
+            return None
+        try:
+            zygote = _Zygote(self.container, record, kinds)
+        except Exception as exc:  # the long way still works; say why the short one did not
+            from pyoci_nb.runtime import log
+
+            log.debug(f"no exec helper for container {container.id!r}: {exc}")
+            return None
+        self.zygotes[key] = zygote
+        return zygote
 
     def op_status(self, request: dict, fds: list[int]):
         """The exit status of a process of ours that has exited (None: still running or unknown)."""
@@ -444,6 +493,84 @@ class _Server:
         for paths in self.cleanup_paths.values():
             for path in paths:
                 _remove_path(path)
+
+
+class _Zygote:
+    """The engine's end of a container's exec helper (``init.exec_zygote``)."""
+
+    def __init__(self, container_module, record: dict, kinds: list[str]):
+        from pyoci_nb.runtime import init
+        from pyoci_nb.runtime.cgroups import manager_from_state
+
+        config = record.get("config") or {}
+        linux = config.get("linux") or {}
+        compiled = container_module._compiled_seccomp(record["id"], linux.get("seccomp"))
+        self.init = (record.get("pid"), record.get("initStartTime"))
+        parent, child = init.Channel.pair()
+        with container_module._no_collection():
+            pid = os.fork()
+            if pid == 0:
+                parent.sock.close()
+                init.exec_zygote(record["pid"], kinds, child, compiled, linux)
+        child.close()
+        self.pid = pid
+        self.control = parent
+        try:
+            manager_from_state(record["cgroup"]).apply(pid)  # the one cgroup migration
+            message, _ = parent.receive()
+            if message is None or message.get("type") != "ready":
+                raise RuntimeError((message or {}).get("message") or "the exec helper exited")
+        except BaseException:
+            self.close()
+            raise
+
+    def exec(self, container, proc: dict, stdio: list) -> int:
+        """Have the helper fork ``proc`` (our child) and answer it until it execs; its pid, or 0
+        if the helper is gone."""
+        from pyoci_nb.runtime import init
+
+        record = container._record()
+        parent, child = init.Channel.pair()
+        fds = [child.fileno()] + [fd for fd in stdio if fd is not None]
+        indexes, next_index = [], 1
+        for fd in stdio:
+            indexes.append(None if fd is None else next_index)
+            next_index += fd is not None
+        try:
+            try:
+                self.control.send({"process": proc, "stdio": indexes}, fds)
+            except OSError:
+                return 0
+            finally:
+                child.close()
+            message, _ = self.control.receive()
+            if message is None:
+                return 0
+            if message.get("type") != "pid":
+                from pyoci_nb.errors import SetupError
+
+                raise SetupError("exec failed", why=message.get("message"))
+            pid = message["pid"]
+            seccomp_config = ((record.get("config") or {}).get("linux") or {}).get("seccomp")
+            try:
+                return container._exec_conversation(parent, proc, record, seccomp_config, pid, 0)
+            except BaseException:
+                self._kill(pid)
+                raise
+        finally:
+            parent.close()
+
+    @staticmethod
+    def _kill(pid: int) -> None:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def close(self) -> None:
+        """Let the helper go (it exits when its channel closes; it dies with the container)."""
+        self.control.close()
 
 
 def _high_fd(fd: int) -> int:

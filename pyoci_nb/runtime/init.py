@@ -539,6 +539,69 @@ def exec_direct(proc: dict, pid: int, kinds: list[str], channel: Channel, preser
     os._exit(1)
 
 
+def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, linux: dict) -> None:
+    """A resident exec helper of one container (the engine's, for warm execs): it joins the
+    namespaces ``kinds`` of the container's init ``pid`` except the pid namespace, which it
+    sets for its children only (it stays in the host's: invisible from inside), and is moved
+    into the container's cgroups once by the runtime.  Then, per request on ``control`` (a
+    process object, the exec's own channel and stdio as fds), it forks the process as its
+    *sibling* (``CLONE_PARENT``: the engine's child) -- already in the container's pid
+    namespace and cgroups, so no cgroup migration (which waits for an RCU grace period, ~10 ms
+    on an idle machine) stands between a cell and its process -- which applies the process
+    settings and execs as any exec does.  Exits when ``control`` closes.  Never returns."""
+    try:
+        sc.set_dumpable(False)  # nothing of the runtime is reachable through /proc
+        null = os.open("/dev/null", os.O_RDWR)
+        _set_stdio((null, null, null))
+        close_inherited_fds({control.fileno(), trampoline.prepare()}, 0)
+        preload_modules({"process": {"terminal": True}})
+        with Step(f"opening the root of pid {pid}"):
+            root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            pid_ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        with Step(f"joining the namespaces of pid {pid}"):
+            namespaces.join_process(pid, [kind for kind in kinds if kind != "pid"])
+            if "pid" in kinds:
+                sc.setns(pid_ns, sc.CLONE_NEWPID)
+        control.send({"type": "ready"})
+    except BaseException as exc:
+        _report_error(control, exc)
+        os._exit(1)
+    while True:
+        message, fds = control.receive()
+        if message is None:
+            os._exit(0)
+        child = -1
+        try:
+            child = sc.fork_sibling()
+            if child == 0:
+                _zygote_child(message, fds, root_fd, compiled_seccomp, linux)
+            control.send({"type": "pid", "pid": child})
+        except BaseException as exc:
+            if child == 0:
+                os._exit(1)
+            _report_error(control, exc)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def _zygote_child(message: dict, fds: list[int], root_fd: int, compiled_seccomp, linux: dict) -> None:
+    """One exec forked by the zygote: ``fds`` are its channel, then its stdio (``message["stdio"]``
+    gives each one's index, or None for /dev/null).  Never returns."""
+    import _socket
+
+    channel = Channel(_socket.socket(fileno=fds[0]))
+    try:
+        proc = message["process"]
+        process.prepare_in_root(proc, root_fd, create_cwd=False)
+        _set_stdio(tuple(None if i is None else fds[i] for i in message["stdio"]))
+        close_inherited_fds({channel.fileno(), trampoline.prepare()}, 0)
+        _exec_child(proc, channel, 0, None, compiled_seccomp, linux)
+    except BaseException as exc:
+        _report_error(channel, exc)
+    os._exit(1)
+
+
 def _exec_prelude(stdio: tuple, channel: Channel, console_fd: int | None, preserve: int, proc: dict) -> None:
     sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
     _set_stdio(stdio)

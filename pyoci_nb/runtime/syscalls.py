@@ -91,10 +91,10 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "keyctl": 250, "mount_setattr": 442,
                "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436,
-               "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238},
+               "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238, "clone": 56},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "keyctl": 219, "mount_setattr": 442,
                 "openat2": 437, "open_tree": 428, "move_mount": 429, "close_range": 436,
-                "sched_setattr": 274, "ioprio_set": 30, "set_mempolicy": 237},
+                "sched_setattr": 274, "ioprio_set": 30, "set_mempolicy": 237, "clone": 220},
 }
 
 #: this machine's table of ``_SYSCALLS`` (looked up once: ``os.uname().machine`` says "i686"
@@ -349,6 +349,23 @@ def set_dumpable(enabled: bool) -> None:
     """PR_SET_DUMPABLE: a non-dumpable process's /proc/PID/{exe,environ,fd,mem,...} are closed to
     everyone without CAP_SYS_PTRACE (ptrace_may_access), also to the container's root."""
     prctl(PR_SET_DUMPABLE, 1 if enabled else 0)
+
+
+CLONE_PARENT = 0x00008000
+
+
+def fork_sibling() -> int:
+    """fork(), except that the child's parent is our parent (clone(2) ``CLONE_PARENT``): it is
+    reaped by, and its exit reported to, our parent.  Returns 0 in the child, as fork does.
+    Only for a single-threaded process whose child goes on to execve: no fork handlers run
+    (Python's included), which a single thread does not need."""
+    import ctypes
+    import signal
+
+    pid = libc().syscall(_syscall_number("clone"), ctypes.c_ulong(CLONE_PARENT | signal.SIGCHLD),
+                         ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    _check(pid, "clone")
+    return pid
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, cloexec: bool = False) -> None:

@@ -65,7 +65,7 @@ class CellRun:
 class Kernel:
     """A real ipykernel with the extension loaded; its magic's containers live under ``magic_root``."""
 
-    def __init__(self, magic_root: Path, workdir: Path):
+    def __init__(self, magic_root: Path, workdir: Path, load: bool = True):
         self.magic_root = magic_root
         env = dict(os.environ, PYOCI_MAGIC_ROOT=str(magic_root),
                    PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
@@ -74,6 +74,11 @@ class Kernel:
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
+        if load:
+            self.load()
+
+    def load(self) -> None:
+        """``%load_ext pyoci_nb`` (which starts the kernel's engine)."""
         loaded = self.execute("%load_ext pyoci_nb")
         assert loaded.ok, loaded.error
 

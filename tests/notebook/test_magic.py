@@ -332,11 +332,13 @@ def test_killed_kernel_is_cleaned_up_by_the_watchdog(magic_root, tmp_path):
 def test_host_without_container_support_is_explained(magic_root, tmp_path):
     from test_probe import seccomp_denying_code
 
-    kernel = Kernel(magic_root, tmp_path)
+    kernel = Kernel(magic_root, tmp_path, load=False)
     try:
-        # a real seccomp filter on every thread of the kernel: unshare/mount/pivot_root -> EPERM
+        # a real seccomp filter on every thread of the kernel: unshare/mount/pivot_root -> EPERM;
+        # inherited by everything the kernel starts from then on (its engine, the probe)
         filtered = kernel.execute(seccomp_denying_code(("unshare", "mount", "pivot_root"), thread_sync=True))
         assert filtered.ok, filtered.error
+        kernel.load()
         refused = kernel.execute("%%container\necho never\n")
         assert not refused.ok
         assert refused.error["ename"] == "ContainerError"
