@@ -3,8 +3,8 @@
 Every test talks to a real ipykernel over ZeroMQ and reads the iopub messages, exactly what a
 notebook front end sees.  The kernel's magic keeps its containers under a private directory
 (``PYOCI_MAGIC_ROOT``) so the tests can check that nothing is left behind: no state directory, no
-process in the container's pid namespace, no mount.  The runtime is pyoci (``python -m
-pyoci_nb``) unless ``PYOCI_MAGIC_RUNTIME`` names another (e.g. /usr/sbin/runc).
+process in the container's pid namespace, no mount.  The kernel's engine
+(``pyoci_nb.runtime.engine``) makes the containers.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from kernel_harness import (  # the fixtures magic_root, kernel, clean_after: co
 pytestmark = pytest.mark.root
 
 REPO = Path(__file__).resolve().parents[2]
-OTHER_RUNTIME = bool(os.environ.get("PYOCI_MAGIC_RUNTIME"))
 
 
 # ---------------------------------------------------------------------------------- the tests
@@ -99,8 +98,6 @@ def test_named_container_keeps_files_and_background_processes(kernel, clean_afte
     assert not again.ok and "no named container 'keeper'" in again.stderr + str(again.error)
 
 
-@pytest.mark.skipif(OTHER_RUNTIME, reason="runc's foreground exec waits until every holder of its "
-                                          "output pipes exits (pyoci hands the terminal to the process)")
 def test_background_process_keeping_output_open_does_not_block_the_cell(kernel, clean_after):
     run = kernel.execute("%%container --name bg\nsleep 100 &\necho started\n", timeout=30)
     assert run.ok and run.stdout == "started\n"
@@ -151,7 +148,6 @@ def test_output_streams_while_the_command_runs(kernel, clean_after):
     assert out[firsts[0]]["header"]["date"] < out[seconds[0]]["header"]["date"]
 
 
-@pytest.mark.skipif(OTHER_RUNTIME, reason="runc copies a foreground process's output through its own pipes")
 def test_python_output_is_line_buffered_on_a_terminal(kernel, clean_after):
     run = kernel.execute(
         "%%container --rootfs host --shell python3\n"
@@ -315,7 +311,7 @@ def test_kernel_shutdown_removes_named_containers(magic_root, tmp_path):
     assert mounts_under(magic_root) == []
 
 
-def test_killed_kernel_is_cleaned_up_by_the_watchdog(magic_root, tmp_path):
+def test_killed_kernel_is_cleaned_up_by_its_engine(magic_root, tmp_path):
     kernel = Kernel(magic_root, tmp_path)
     try:
         session, pid_ns = _start_named(kernel)
@@ -324,7 +320,7 @@ def test_killed_kernel_is_cleaned_up_by_the_watchdog(magic_root, tmp_path):
         kernel.shutdown(now=True)  # SIGKILL: no atexit in the kernel
     assert not Path(f"/proc/{kernel_pid}").exists() or \
         Path(f"/proc/{kernel_pid}/stat").read_text().split()[2] == "Z"
-    assert wait_for(lambda: not session.exists(), timeout=60), "the watchdog removed the session"
+    assert wait_for(lambda: not session.exists(), timeout=60), "the engine removed the session"
     assert gone(pid_ns)
     assert mounts_under(magic_root) == []
 

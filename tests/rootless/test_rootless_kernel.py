@@ -3,7 +3,7 @@
 The kernel is Debian's python3-ipykernel under /usr/bin/python3 (scripts/setup.sh installs it),
 started as the user through a kernelspec whose argv ends in ``runuser -u USER -- env -i ... python3
 -m ipykernel_launcher``; this test drives it with jupyter_client like a notebook front end does.
-A kernel is multi-threaded, so ``run`` goes through pyoci's fork server."""
+A kernel is multi-threaded, so ``run`` goes through the kernel's engine."""
 
 from __future__ import annotations
 

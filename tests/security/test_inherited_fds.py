@@ -161,7 +161,7 @@ def test_python_api_does_not_leak_the_callers_fds(probe_box, host_things, state_
 
 @pytest.mark.pyoci_only
 def test_a_caller_with_many_fds_and_a_low_nofile_limit(probe_box, state_root):
-    """A caller holding many fds (a Jupyter kernel, the fork server) and a container whose
+    """A caller holding many fds (a Jupyter kernel, the engine) and a container whose
     RLIMIT_NOFILE is 10: the runtime's init must not keep the caller's fds (their numbers would
     leave no free fd below the limit for the exec FIFO)."""
     import pyoci_nb
