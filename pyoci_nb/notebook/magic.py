@@ -723,7 +723,8 @@ class MagicSession:
 
         with _sigint_deferred():
             try:
-                self.container(container_id).delete(force=True)
+                if self.container_exists(container_id):
+                    self.container(container_id).delete(force=True)
             except PyociError:
                 if running_engine() is not None and self.container_exists(container_id):
                     raise
@@ -894,7 +895,9 @@ class _FreshCell:
         return self.container._pidfd
 
     def returncode(self) -> int:
+        """The init's exit status, collected by deleting the container (one request)."""
         if self._status is None:
+            self.container.delete(force=True)
             status = self.container.wait()
             self._status = -9 if status is None else status
         return self._status

@@ -595,6 +595,7 @@ class Container(ReprMixin):
         self._dir = StateDir(self.root, container_id)
         self._exit_status: int | None = None
         self._pidfd: int | None = None  # the init's, from the engine that made it
+        self._deleted = False  # by us: wait() then returns what is known
 
     def __del__(self):
         if getattr(self, "_pidfd", None) is not None:
@@ -1039,7 +1040,7 @@ class Container(ReprMixin):
         """Wait for the init to exit; its exit status (128+N for signal N, like a shell), or
         None if the init is not our child (then the status cannot be known).  TimeoutError if
         it runs longer than ``timeout`` seconds."""
-        if self._exit_status is not None:
+        if self._exit_status is not None or self._deleted:
             return self._exit_status
         if not IN_PROCESS:
             return self._wait_through_engine(timeout)
@@ -1104,9 +1105,13 @@ class Container(ReprMixin):
         if not IN_PROCESS:
             from pyoci_nb.runtime.engine import engine
 
-            if self._pidfd is not None and self._exit_status is None and wait_readable(self._pidfd, 0):
-                self.wait()  # keep its exit status for a wait() after the delete
-            engine().call("delete", id=self.id, root=self.root, force=force)
+            result, _ = engine().call("delete", id=self.id, root=self.root, force=force)
+            if self._exit_status is None and result.get("status") is not None:
+                self._exit_status = result["status"]  # for a wait() after the delete
+            self._deleted = True
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
             return
         self._dir.lock()
         try:
@@ -1145,6 +1150,7 @@ class Container(ReprMixin):
             except Exception as exc:
                 log.warning(f"removing the cgroup of container {self.id!r}: {exc}")
         self._dir.remove()
+        self._deleted = True
 
     def _kill_everything(self, record: dict, manager) -> None:
         pid = record.get("pid") or 0

@@ -361,15 +361,19 @@ class _Server:
         zygote = self.zygotes.pop((root, container_id), None)
         if zygote is not None:
             zygote.close()
+        pid = 0
         try:
-            self.container.Container.load(container_id, root).delete(force=bool(request.get("force")))
+            target = self.container.Container.load(container_id, root)
+            pid = target._record().get("pid") or 0
+            target.delete(force=bool(request.get("force")))
         except ContainerNotFound:
             if not request.get("missing_ok"):
                 raise
         self.remove_on_exit.pop((root, container_id), None)
         for path in self.cleanup_paths.pop(f"{root}\0{container_id}", ()):
             _remove_path(path)
-        return None, []
+        # the init's exit status, if it was ours and nobody asked yet (saves a `status` request)
+        return {"status": self.container.exit_status(pid) if pid > 0 else None}, []
 
     def op_exec(self, request: dict, fds: list[int]):
         container = self.container.Container.load(request["id"], request["root"])
