@@ -553,6 +553,8 @@ def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, 
         sc.set_dumpable(False)  # nothing of the runtime is reachable through /proc
         null = os.open("/dev/null", os.O_RDWR)
         _set_stdio((null, null, null))
+        if null > 2:
+            os.close(null)
         close_inherited_fds({control.fileno(), trampoline.prepare()}, 0)
         preload_modules({"process": {"terminal": True}})
         with Step(f"opening the root of pid {pid}"):
@@ -562,6 +564,7 @@ def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, 
             namespaces.join_process(pid, [kind for kind in kinds if kind != "pid"])
             if "pid" in kinds:
                 sc.setns(pid_ns, sc.CLONE_NEWPID)
+            os.close(pid_ns)
         control.send({"type": "ready"})
     except BaseException as exc:
         _report_error(control, exc)

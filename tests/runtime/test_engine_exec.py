@@ -58,6 +58,14 @@ def test_the_helper_is_in_the_containers_cgroup_but_invisible_inside(running):
     assert os.readlink(f"/proc/{helper}/ns/pid") == os.readlink("/proc/self/ns/pid")
     assert os.readlink(f"/proc/{helper}/ns/pid_for_children") == os.readlink(f"/proc/{running.pid}/ns/pid")
     assert os.readlink(f"/proc/{helper}/ns/mnt") == os.readlink(f"/proc/{running.pid}/ns/mnt")
+    # nothing of the host is open in it: /dev/null as stdio, its channel to the engine, the
+    # exec trampoline (a sealed memfd), the container's root (for HOME and cwd look-ups)
+    opened = {int(fd): os.readlink(f"/proc/{helper}/fd/{fd}") for fd in os.listdir(f"/proc/{helper}/fd")}
+    assert [opened.pop(fd) for fd in (0, 1, 2)] == ["/dev/null"] * 3
+    kinds = sorted("socket" if t.startswith("socket:") else "trampoline" if t.startswith("/memfd:pyoci-exec")
+                   else t for t in opened.values())
+    assert kinds == ["/", "socket", "trampoline"], opened
+    assert open(f"/proc/{helper}/status").read().count("\nTracerPid:\t0") == 1
     code, names = _exec_output(running, ["sh", "-c", "cat /proc/[0-9]*/comm"])
     assert code == 0
     # inside: the init, this shell, cat -- never the helper (not in this pid namespace)
