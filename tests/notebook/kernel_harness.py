@@ -90,11 +90,7 @@ class Kernel:
         (``before``: the cell's messages already read, e.g. by ``read_until``)."""
         messages = list(before or [])
         deadline = time.monotonic() + timeout
-        while True:
-            msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-            msg["received"] = time.monotonic()
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
+        for msg in self._cell_messages(msg_id, deadline):
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
             messages.append(msg)
@@ -103,16 +99,19 @@ class Kernel:
             if reply["parent_header"].get("msg_id") == msg_id:
                 return CellRun(reply["content"], messages, time.monotonic())
 
+    def _cell_messages(self, msg_id: str, deadline: float):
+        """The cell's iopub messages as they arrive, each with its receipt time."""
+        while True:
+            msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            msg["received"] = time.monotonic()
+            if msg["parent_header"].get("msg_id") == msg_id:
+                yield msg
+
     def read_until(self, msg_id: str, marker: str, timeout: float = 60) -> list[dict]:
         """The cell's iopub messages up to the stdout stream that contains ``marker`` (the cell
         runs on); fails if the cell ends or ``timeout`` passes first."""
         messages = []
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-            msg["received"] = time.monotonic()
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
+        for msg in self._cell_messages(msg_id, time.monotonic() + timeout):
             messages.append(msg)
             if msg["msg_type"] == "error" or (msg["msg_type"] == "status"
                                               and msg["content"]["execution_state"] == "idle"):
