@@ -183,7 +183,7 @@ def exec_command(args) -> int:
 
     from pyoci_nb.runtime import syscalls
     from pyoci_nb.runtime.console import receive_fd, relay
-    from pyoci_nb.runtime.container import _exit_code
+    from pyoci_nb.runtime.children import exit_code as _exit_code
 
     syscalls.set_child_subreaper()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -37,6 +37,9 @@ import sys
 import threading
 
 from pyoci_nb.errors import ContainerError
+from pyoci_nb.runtime import children
+from pyoci_nb.runtime.create import write_file_atomic
+from pyoci_nb.runtime.exec_process import compiled_seccomp, exec_conversation, exec_detached
 from pyoci_nb.runtime.init import Channel
 
 #: requests the caller may interrupt (SIGINT to the engine): they can wait on hooks or sockets
@@ -251,7 +254,7 @@ class _Server:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         # every container process is our child or, orphaned, becomes one: we reap them all
         sc.set_child_subreaper(True)
-        container.keep_subreaper("engine")
+        children.keep_subreaper("engine")
         self.busy = False
         self.remove_on_exit: dict[tuple[str, str], bool] = {}
         self.zygotes: dict[tuple[str, str], _Zygote] = {}
@@ -275,7 +278,7 @@ class _Server:
                         pass
                 except BlockingIOError:
                     pass
-                self.container.reap_children()
+                children.reap_children()
             if self.channel.fileno() not in ready:
                 continue
             try:
@@ -373,7 +376,7 @@ class _Server:
         for path in self.cleanup_paths.pop(f"{root}\0{container_id}", ()):
             _remove_path(path)
         # the init's exit status, if it was ours and nobody asked yet (saves a `status` request)
-        return {"status": self.container.exit_status(pid) if pid > 0 else None}, []
+        return {"status": children.exit_status(pid) if pid > 0 else None}, []
 
     def op_exec(self, request: dict, fds: list[int]):
         container = self.container.Container.load(request["id"], request["root"])
@@ -387,11 +390,11 @@ class _Server:
                 pid = zygote.exec(container, request["process"], stdio)
                 if pid:
                     if request.get("pid_file"):
-                        self.container._write_file_atomic(request["pid_file"], str(pid))
+                        write_file_atomic(request["pid_file"], str(pid))
                     return {"pid": pid}, _pidfds(pid)
                 self.zygotes.pop((container.root, container.id), None)
         stdio, console_fd, preserve = _place_fds(request, fds)
-        pid = container.exec_detached(request["process"], console_socket=request.get("console_socket"),
+        pid = exec_detached(container, request["process"], console_socket=request.get("console_socket"),
                                       console_fd=console_fd, pid_file=request.get("pid_file"),
                                       preserve_fds=preserve, stdio=stdio)
         _close_placed(preserve)
@@ -420,7 +423,7 @@ class _Server:
         if "mount" not in kinds or "time" in kinds:
             return None
         try:
-            zygote = _Zygote(self.container, record, kinds)
+            zygote = _Zygote(record, kinds)
         except Exception as exc:  # the long way still works; say why the short one did not
             from pyoci_nb.runtime import log
 
@@ -431,18 +434,18 @@ class _Server:
 
     def op_status(self, request: dict, fds: list[int]):
         """The exit status of a process of ours that has exited (None: still running or unknown)."""
-        return self.container.exit_status(int(request["pid"])), []
+        return children.exit_status(int(request["pid"])), []
 
     def op_pidfd(self, request: dict, fds: list[int]):
         """A pidfd for ``pid`` if it is a child of ours (one this engine made)."""
         pid = int(request["pid"])
-        if not self.container.is_our_child(pid):
+        if not children.is_our_child(pid):
             return False, []
         return True, _pidfds(pid)
 
     def op_kill_pid(self, request: dict, fds: list[int]):
         pid = int(request["pid"])
-        if self.container.is_our_child(pid):
+        if children.is_our_child(pid):
             try:
                 os.kill(pid, int(request.get("signal", 9)))
             except ProcessLookupError:
@@ -502,16 +505,16 @@ class _Server:
 class _Zygote:
     """The engine's end of a container's exec helper (``init.exec_zygote``)."""
 
-    def __init__(self, container_module, record: dict, kinds: list[str]):
+    def __init__(self, record: dict, kinds: list[str]):
         from pyoci_nb.runtime import init
         from pyoci_nb.runtime.cgroups import manager_from_state
 
         config = record.get("config") or {}
         linux = config.get("linux") or {}
-        compiled = container_module._compiled_seccomp(record["id"], linux.get("seccomp"))
+        compiled = compiled_seccomp(record["id"], linux.get("seccomp"))
         self.init = (record.get("pid"), record.get("initStartTime"))
         parent, child = init.Channel.pair()
-        with container_module._no_collection():
+        with children.no_collection():
             pid = os.fork()
             if pid == 0:
                 parent.sock.close()
@@ -557,7 +560,7 @@ class _Zygote:
             pid = message["pid"]
             seccomp_config = ((record.get("config") or {}).get("linux") or {}).get("seccomp")
             try:
-                return container._exec_conversation(parent, proc, record, seccomp_config, pid, 0)
+                return exec_conversation(container, parent, proc, record, seccomp_config, pid, 0)
             except BaseException:
                 self._kill(pid)
                 raise

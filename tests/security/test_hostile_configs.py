@@ -611,7 +611,7 @@ def test_fuzz_preflight_and_validator_in_process(busybox_bundle, part_strategies
     (``load_config``, ``preflight``) raise only PyociError, and ``validate_config`` (``pyoci
     validate``) never raises, for any shape."""
     from pyoci_nb.errors import PyociError
-    from pyoci_nb.runtime.container import load_config, preflight
+    from pyoci_nb.runtime.preflight import load_config, preflight
     from pyoci_nb.spec.validation import validate_config
 
     base = json.loads((busybox_bundle / "config.json").read_text())
