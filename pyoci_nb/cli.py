@@ -45,19 +45,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def default_root() -> str:
-    """runc's default state root: ``/run/pyoci`` for root, else ``$XDG_RUNTIME_DIR/pyoci``,
-    else a per-user directory under /tmp.  Whichever root is used (this one, ``--root`` or
-    the Python API's ``root=``), ``runtime.state.open_root`` refuses it unless it belongs to
-    the caller and others cannot write it (another user may pre-create ``/tmp/pyoci-UID``)."""
-    if os.geteuid() == 0:
-        return "/run/pyoci"
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return os.path.join(xdg, "pyoci")
-    return f"/tmp/pyoci-{os.geteuid()}"
-
-
 def version_text() -> str:
     return (f"pyoci version {__version__}\n"
             f"spec: {OCI_VERSION}\n"
@@ -233,6 +220,8 @@ def _main(argv: list[str]) -> int:
         sys.stderr.write(f"pyoci: {exc}\n")
         return 1
     if args.root is None:
+        from pyoci_nb.runtime.state import default_root
+
         args.root = default_root()
     args.root = os.path.abspath(args.root)
     from pyoci_nb.errors import PyociError

@@ -522,17 +522,15 @@ def _sigint_deferred():
 
 def _descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (from /proc; host pids)."""
+    from pyoci_nb.runtime.syscalls import proc_stat
+
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry))
+        stat = proc_stat(entry)
+        if stat is not None:
+            children.setdefault(stat.ppid, []).append(int(entry))
     found, queue = [], [pid]
     while queue:
         current = queue.pop()
@@ -930,7 +928,7 @@ class _ExecCell:
 
 
 def _default_base() -> str:
-    from pyoci_nb.cli import default_root
+    from pyoci_nb.runtime.state import default_root
 
     return default_root() + "-nb"
 

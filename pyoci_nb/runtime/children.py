@@ -91,11 +91,8 @@ def is_our_child(pid: int) -> bool:
     """Is ``pid`` a child of this process (running, or exited and not yet asked for)?"""
     if pid in _exit_statuses:
         return True
-    try:
-        data = sc.read_file(f"/proc/{pid}/stat")
-    except OSError:
-        return False
-    return int(data[data.rfind(b")") + 2:].split()[1]) == os.getpid()
+    stat = sc.proc_stat(pid)
+    return stat is not None and stat.ppid == os.getpid()
 
 
 def kill_quietly(pid: int, sig: int = 9) -> None:
@@ -139,18 +136,17 @@ def drop_subreaper(holder) -> None:
     except ChildProcessError:
         return
     our_ns = os.readlink("/proc/self/ns/pid")
-    me = str(os.getpid())
+    me = os.getpid()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        stat = sc.proc_stat(entry)
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
             # only our zombies from other pid namespaces: never a child the caller made itself
-            if fields[0] == b"Z" and fields[1].decode() == me and \
+            if stat is not None and stat.state == "Z" and stat.ppid == me and \
                     os.readlink(f"/proc/{entry}/ns/pid") != our_ns:
                 os.waitpid(int(entry), os.WNOHANG)
-        except (OSError, IndexError):
+        except OSError:
             continue
 
 

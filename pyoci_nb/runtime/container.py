@@ -34,15 +34,8 @@ from pyoci_nb.runtime.exec_process import checked_exec_process, exec_detached
 from pyoci_nb.runtime.preflight import bundle_path as _bundle_path
 from pyoci_nb.runtime.preflight import load_config
 from pyoci_nb.runtime.start import start_here
-from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
+from pyoci_nb.runtime.state import (StateDir, default_root, derive_status, init_alive, list_ids,
                                     public_state)
-
-
-def default_root() -> str:
-    """The default state root (``/run/pyoci`` for root); the CLI's rule."""
-    from pyoci_nb.cli import default_root as cli_default_root
-
-    return cli_default_root()
 
 
 #: True in the processes that fork containers themselves: the ``pyoci`` command line and the

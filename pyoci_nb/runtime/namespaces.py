@@ -12,9 +12,9 @@ import os
 
 from pyoci_nb.errors import ConfigError, SetupError
 from pyoci_nb.runtime import syscalls as sc
+from pyoci_nb.spec.namespace_types import NAMESPACE_TYPES
 
-#: spec type -> (CLONE_NEW* flag, /proc/PID/ns/ name)
-NAMESPACES: dict[str, tuple[int, str]] = {
+_KERNEL_NAMES = {
     "user": (sc.CLONE_NEWUSER, "user"),
     "mount": (sc.CLONE_NEWNS, "mnt"),
     "uts": (sc.CLONE_NEWUTS, "uts"),
@@ -24,6 +24,8 @@ NAMESPACES: dict[str, tuple[int, str]] = {
     "cgroup": (sc.CLONE_NEWCGROUP, "cgroup"),
     "time": (sc.CLONE_NEWTIME, "time"),
 }
+#: spec type (``spec.namespace_types``, the one list) -> (CLONE_NEW* flag, /proc/PID/ns/ name)
+NAMESPACES: dict[str, tuple[int, str]] = {kind: _KERNEL_NAMES[kind] for kind in NAMESPACE_TYPES}
 #: the order namespaces are joined in: user first (it grants the rights for the others), mount
 #: last (after it the host's /proc/PID/ns paths may be unreachable).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")

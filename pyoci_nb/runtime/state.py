@@ -518,6 +518,19 @@ def public_state(record: dict, status: str) -> dict:
     return state
 
 
+def default_root() -> str:
+    """runc's default state root: ``/run/pyoci`` for root, else ``$XDG_RUNTIME_DIR/pyoci``,
+    else a per-user directory under /tmp.  Whichever root is used (this one, ``--root`` or
+    the Python API's ``root=``), ``runtime.state.open_root`` refuses it unless it belongs to
+    the caller and others cannot write it (another user may pre-create ``/tmp/pyoci-UID``)."""
+    if os.geteuid() == 0:
+        return "/run/pyoci"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "pyoci")
+    return f"/tmp/pyoci-{os.geteuid()}"
+
+
 def list_ids(root: str) -> list[str]:
     """Ids of every container with a state directory under ``root`` (sorted): real
     directories with a regular state.json; links and other entries are not containers."""

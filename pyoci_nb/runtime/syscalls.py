@@ -404,18 +404,40 @@ def namespace_type(fd: int) -> int:
     return fcntl.ioctl(fd, NS_GET_NSTYPE)
 
 
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone.
+class ProcStat:
+    """What the runtime reads of /proc/PID/stat (proc(5)): ``state`` (R, S, Z ...), ``ppid`` and
+    ``start_time`` (field 22, clock ticks since boot).  The one parser of that file: the
+    command name in parentheses may itself hold spaces and parentheses, so fields are counted
+    from the last ``)``."""
 
-    Stored in state.json so a recycled pid is never mistaken for the container's init."""
+    __slots__ = ("state", "ppid", "start_time")
+
+    def __init__(self, state: str, ppid: int, start_time: int):
+        self.state, self.ppid, self.start_time = state, ppid, start_time
+
+    @property
+    def running(self) -> bool:
+        """Not yet exited (a zombie, Z, or a dead task, X, has finished running)."""
+        return self.state not in ("Z", "X")
+
+
+def proc_stat(pid: int | str) -> ProcStat | None:
+    """/proc/PID/stat of ``pid``, or None if there is no such process."""
     try:
         data = read_file(f"/proc/{pid}/stat")
-    except OSError:
+        fields = data[data.rfind(b")") + 2:].split()
+        return ProcStat(fields[0].decode(), int(fields[1]), int(fields[19]))
+    except (OSError, IndexError, ValueError):
         return None
-    fields = data[data.rfind(b")") + 2:].split()
-    if fields[0] == b"Z" or fields[0] == b"X":  # a zombie has finished running
-        return None
-    return int(fields[19])
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone or
+    finished (a zombie).
+
+    Stored in state.json so a recycled pid is never mistaken for the container's init."""
+    stat = proc_stat(pid)
+    return stat.start_time if stat is not None and stat.running else None
 
 
 # --- file-descriptor based path resolution and mounting ------------------------------------

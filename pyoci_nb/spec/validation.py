@@ -18,6 +18,7 @@ import re
 from typing import Any, Iterable
 
 from pyoci_nb.runtime import seccomp as _seccomp
+from pyoci_nb.spec.namespace_types import NAMESPACE_TYPES
 from pyoci_nb.spec import jsonschema_lite
 from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_NUMBERS, CAPABILITY_SETS
 from pyoci_nb.spec.problems import Problem, join_path, short_repr
@@ -29,7 +30,6 @@ RLIMIT_TYPES: tuple[str, ...] = (
     "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
     "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
 )
-NAMESPACE_TYPES = ("mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time")
 ROOTFS_PROPAGATIONS = ("private", "shared", "slave", "unbindable")
 # the seccomp vocabulary is defined once, by the runtime module that compiles filters
 SECCOMP_ACTIONS = _seccomp.ACTIONS
