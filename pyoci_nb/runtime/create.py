@@ -69,9 +69,15 @@ def create_here(container, bundle: str, *, console_socket, console_fd, pid_file,
     config = load_config(bundle)
     facts = preflight(config, bundle, rootless=rootless,
                       console=bool(console_socket or console_fd is not None))
-    preload_modules(config)  # once per process, not once per forked child (config checked)
+    seccomp_filter = facts["seccomp_filter"]
     state_dir = container._dir
-    state_dir.make()
+    try:
+        preload_modules(config)  # once per process, not once per forked child (config checked)
+        state_dir.make()
+    except BaseException:
+        if seccomp_filter is not None:
+            seccomp_filter.close()
+        raise
     me = os.getpid()
     record = {
         "id": container.id, "status": "creating", "pid": 0, "bundle": bundle,
@@ -84,7 +90,7 @@ def create_here(container, bundle: str, *, console_socket, console_fd, pid_file,
     ipid = 0
     init_pid = 0
     fds_to_close: list[int] = []
-    closers = []
+    closers: list = [seccomp_filter] if seccomp_filter is not None else []
     hook_failed = False
     rootfs_bind = None
     idmapped: dict[int, int] = {}
@@ -119,7 +125,8 @@ def create_here(container, bundle: str, *, console_socket, console_fd, pid_file,
                           close_fds=[state_dir.lock_fd, state_dir.dir_fd],
                           cgroups=mounts.CgroupView(cgroup.directories(),
                                                     cgroup_hierarchies(config, facts)),
-                          rootfs_fd=rootfs_bind.fd if rootfs_bind else None, idmapped=idmapped)
+                          rootfs_fd=rootfs_bind.fd if rootfs_bind else None, idmapped=idmapped,
+                          seccomp_filter=seccomp_filter)
         if direct:
             new_pid_ns = bool(facts["flags"] & sc.CLONE_NEWPID)
             init_pid = namespaces.fork_into_new_pid_namespace() if new_pid_ns else os.fork()

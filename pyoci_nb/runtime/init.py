@@ -152,8 +152,9 @@ class InitContext:
         self.container_id: str = fields["container_id"]
         #: fds to become the container's stdin, stdout, stderr (None: inherit ours)
         self.stdio: tuple = fields.get("stdio") or (None, None, None)
-        #: the compiled seccomp filter (compiled before any namespace is joined)
-        self.seccomp_filter = None
+        #: the compiled seccomp filter (compiled by the runtime's preflight, before any
+        #: namespace is joined; this fork's copy is loaded last)
+        self.seccomp_filter = fields.get("seccomp_filter")
         #: the runtime's fds the container must not keep (the state lock: flock is per open file)
         self.close_fds: list[int] = list(fields.get("close_fds") or [])
         #: the cgroup directories init is being moved into (what /proc/self/cgroup will show
@@ -225,7 +226,8 @@ def _prelude(ctx: InitContext, channel: "Channel") -> None:
     _set_stdio(ctx.stdio)
     close_inherited_fds(ctx.own_fds() | {channel.fileno()}, ctx.preserve_fds)
     preload_modules(ctx.config)
-    ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
+    if ctx.seccomp_filter is None:
+        ctx.seccomp_filter = _compile_seccomp((ctx.config.get("linux") or {}).get("seccomp"))
 
 
 #: namespaces init unshares itself: a cgroup namespace only once init is in its cgroup

@@ -72,7 +72,8 @@ def load_config(bundle: str) -> dict:
 
 def preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> dict:
     """Every check that can be made before anything is created.  Returns facts for create:
-    the rootfs path, joined namespaces and new namespace flags.
+    the rootfs path, joined namespaces, new namespace flags and the compiled seccomp filter
+    (``seccomp_filter``, a ``SeccompFilter`` or None: the caller closes it).
 
     The runtime checks what it is about to use, with JSON paths in its messages.  The full
     schema validation (``pyoci_nb.spec.validation.validate_config``) costs more than a whole
@@ -157,17 +158,21 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
         raise ConfigError("cannot allocate a terminal without a console socket", where="process.terminal",
                           why="the pty master must be handed to someone (runc's --console-socket)",
                           hint="pass --console-socket, or set terminal to false")
-    if linux.get("seccomp"):
+    seccomp_filter = None
+    if linux.get("seccomp"):  # compiled once: init gets this one (its fork's copy) to load
         from pyoci_nb.runtime import seccomp
 
-        seccomp.compile_filter(linux["seccomp"]).close()
+        seccomp_filter = seccomp.compile_filter(linux["seccomp"])
     root = config.get("root") or {}
     rootfs = root.get("path") or ""
     rootfs = os.path.realpath(os.path.join(bundle, rootfs))
     if not os.path.isdir(rootfs):
+        if seccomp_filter is not None:
+            seccomp_filter.close()
         raise ConfigError(f"root filesystem {rootfs!r} is not a directory", where="root.path",
                           hint="root.path is relative to the bundle, usually 'rootfs'")
-    return {"rootfs": rootfs, "joined": joined, "flags": flags, "kinds": sorted(kinds)}
+    return {"rootfs": rootfs, "joined": joined, "flags": flags, "kinds": sorted(kinds),
+            "seccomp_filter": seccomp_filter}
 
 
 def _check_strings(values, where: str) -> list:

@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as errno_codes
-import json
 import os
-import socket
 
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime import log
@@ -628,7 +626,11 @@ def send_listener(listener_path: str, fd: int, state: dict, metadata: str = "",
         "metadata": metadata or "",
         "state": state,
     }
-    payload = json.dumps(process_state).encode()
+    import socket  # only for a listener: socket's imports cost milliseconds of every start
+
+    from pyoci_nb.runtime import jsonio
+
+    payload = jsonio.dumps(process_state).encode()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as conn:
             conn.connect(listener_path)
@@ -710,8 +712,10 @@ def default_profile(capabilities=(), arch: str | None = None, kernel: str | None
     (x86_64 + x86 + x32, aarch64 + arm, ...) and arch-only calls; ``kernel`` (default the running
     kernel's release) the version-gated rules.  The data lives in ``seccomp_default.json``.
     """
+    from pyoci_nb.runtime import jsonio
+
     with open(_DEFAULT_PROFILE_FILE, encoding="utf-8") as data:
-        template = json.load(data)
+        template = jsonio.loads(data.read())
     native = arch or native_architecture()
     if native not in ARCHITECTURES:
         raise ConfigError(f"unknown seccomp architecture {native!r}", where="arch",
