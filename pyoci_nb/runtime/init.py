@@ -337,6 +337,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             mounts.chroot_into(ctx.rootfs_fd, ctx.rootfs)
             os.close(ctx.rootfs_fd)
             ctx.rootfs_fd = None
+        close_imports("pivot_root")
         pty_slave = None
         if proc.get("terminal"):
             with Step("setting up the terminal"):
@@ -453,6 +454,26 @@ def _setgroups_allowed() -> bool:
         return True
 
 
+class _ImportsClosed:
+    """A ``sys.meta_path`` finder that refuses every import not done yet.  Once init has
+    pivoted into the container's root (or an exec has joined its mount namespace), the paths
+    on ``sys.path`` name the *container's* files: an import would run code the image chose, as
+    the runtime.  Everything needed later is imported beforehand (``preload_modules``); an
+    import that slips through is a bug and fails loudly with this message."""
+
+    def __init__(self, step: str):
+        self.step = step
+
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"pyoci: import of {name!r} after {self.step} (the host's Python library is out "
+                          "of reach: this is a bug in pyoci, please report it)")
+
+
+def close_imports(step: str) -> None:
+    """From now on no module may be imported in this process (see ``_ImportsClosed``)."""
+    sys.meta_path.insert(0, _ImportsClosed(step))
+
+
 def preload_modules(config: dict) -> None:
     """Import now what later steps need: after pivot_root the host's Python library is out of
     reach, so nothing may be imported from then on."""
@@ -567,6 +588,7 @@ def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, 
             if "pid" in kinds:
                 sc.setns(pid_ns, sc.CLONE_NEWPID)
             os.close(pid_ns)
+        close_imports("joining the container's mount namespace")
         control.send({"type": "ready"})
     except BaseException as exc:
         _report_error(control, exc)
@@ -631,6 +653,8 @@ def _join_container(proc: dict, pid: int, kinds: list[str]) -> None:
         os.close(root_fd)
     with Step(f"joining the namespaces of pid {pid}"):
         namespaces.join_process(pid, kinds)
+    if "mount" in kinds:
+        close_imports("joining the container's mount namespace")
     if root is not None:
         with Step("changing root to the container's"):
             os.fchdir(root)
