@@ -9,22 +9,22 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci_nb.errors import (SetupError)
+from pyoci_nb.errors import SetupError
 from pyoci_nb.runtime import hooks, log, namespaces, process
+from pyoci_nb.runtime import messages as msg
 from pyoci_nb.runtime import syscalls as sc
-from pyoci_nb.runtime.state import (public_state)
-from pyoci_nb.runtime.children import (kill_quietly,
-                                       wait_gone)
-from pyoci_nb.runtime.preflight import cgroup_hierarchies, load_config, preflight
+from pyoci_nb.runtime.children import kill_quietly, wait_gone
 from pyoci_nb.runtime.delete import remove_rootfs_bind
+from pyoci_nb.runtime.preflight import cgroup_hierarchies, load_config, preflight
 from pyoci_nb.runtime.start import start_user_process
+from pyoci_nb.runtime.state import public_state
 
 
 def open_channels(console_socket: str | None, console_fd: int | None, closers: list):
     """What a forked child talks through: the console socket's fd (connected to
     ``console_socket`` if given, else ``console_fd``) and a Channel pair (runtime end, child
     end).  What the runtime must close afterwards goes into ``closers``."""
-    from pyoci_nb.runtime.init import Channel
+    from pyoci_nb.runtime.init import MessageChannel
 
     if console_socket:
         from pyoci_nb.runtime.console import connect_console_socket
@@ -32,16 +32,16 @@ def open_channels(console_socket: str | None, console_fd: int | None, closers: l
         sock = connect_console_socket(console_socket)
         closers.append(sock)
         console_fd = sock.fileno()
-    parent, child = Channel.pair()
+    parent, child = MessageChannel.pair()
     closers.append(parent)
     return console_fd, parent, child
 
 
-def _tell(channel, kind: str) -> None:
-    """Send init a message it waits for (``cgroup-joined``).  If init has already failed, its
+def _tell(channel, message: msg.Message) -> None:
+    """Send init a message it waits for (``CgroupJoined``).  If init has already failed, its
     error message is waiting in the channel: the caller reads it next."""
     try:
-        channel.send({"type": kind})
+        channel.send(message)
     except (BrokenPipeError, ConnectionResetError):
         pass
 
@@ -62,8 +62,12 @@ def write_file_atomic(path: str, text: str) -> None:
 def create_here(container, bundle: str, *, console_socket, console_fd, pid_file, no_pivot,
             no_new_keyring, preserve_fds, rootless, stdio, start=False) -> None:
     from pyoci_nb.runtime import mounts
-    from pyoci_nb.runtime.init import (InitContext, init_direct, intermediate_main,
-                                       preload_modules)
+    from pyoci_nb.runtime.init import (
+        InitContext,
+        init_direct,
+        intermediate_main,
+        preload_modules,
+    )
 
     process.check_preserved_fds(preserve_fds)  # before the runtime opens fds of its own
     config = load_config(bundle)
@@ -148,24 +152,23 @@ def create_here(container, bundle: str, *, console_socket, console_fd, pid_file,
         cgroup.set((config.get("linux") or {}).get("resources") or {})
         if direct:
             cgroup.apply(init_pid)
-            _tell(parent, "cgroup-joined")
+            _tell(parent, msg.CgroupJoined())
         while True:
             message, fds = parent.receive()
             if message is None:
                 raise SetupError("container init failed",
                                  why="the container's init exited before reporting (see its stderr)")
-            kind = message.get("type")
-            if kind == "idmap":
+            if isinstance(message, msg.IdMap):
                 namespaces.write_id_maps(ipid, config)
-                parent.send({"type": "idmap-done"})
-            elif kind == "pid":
-                init_pid = message["pid"]
+                parent.send(msg.IdMapDone())
+            elif isinstance(message, msg.Pid):
+                init_pid = message.pid
                 record.update(pid=init_pid, initStartTime=sc.process_start_time(init_pid))
                 os.waitpid(ipid, 0)
                 ipid = 0
                 cgroup.apply(init_pid)
-                _tell(parent, "cgroup-joined")
-            elif kind == "hooks":
+                _tell(parent, msg.CgroupJoined())
+            elif isinstance(message, msg.Hooks):
                 state = public_state(record, "creating")
                 state["pid"] = init_pid
                 state_dir.write(record)  # hooks take time: `delete --force` must find init
@@ -173,8 +176,8 @@ def create_here(container, bundle: str, *, console_socket, console_fd, pid_file,
                 hooks.run_hooks(config, "prestart", state)
                 hooks.run_hooks(config, "createRuntime", state)
                 hook_failed = False
-                parent.send({"type": "hooks-done", "state": state})
-            elif kind == "seccomp-listener":
+                parent.send(msg.HooksDone(state=state))
+            elif isinstance(message, msg.SeccompListener):
                 from pyoci_nb.runtime import seccomp
 
                 seccomp_config = config["linux"]["seccomp"]
@@ -186,17 +189,16 @@ def create_here(container, bundle: str, *, console_socket, console_fd, pid_file,
                 finally:
                     for fd in fds:
                         os.close(fd)
-                parent.send({"type": "seccomp-listener-done"})
-            elif kind == "ready":
+                parent.send(msg.SeccompListenerDone())
+            elif isinstance(message, msg.Ready):
                 if start:  # a reader on the FIFO: init goes on to execve at once
                     fifo_reader = state_dir.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
                     fds_to_close.append(fifo_reader)
                 break
-            elif kind == "warning":
-                log.warning(message.get("message") or "")
-            elif kind == "error":
-                error = SetupError("container init failed", why=message.get("message"))
-                raise error
+            elif isinstance(message, msg.LogWarning):
+                log.warning(message.message or "")
+            elif isinstance(message, msg.Error):
+                raise SetupError("container init failed", why=message.message)
             else:
                 raise SetupError(f"unexpected message from the container's init: {message!r}")
         record["status"] = "created"

@@ -38,8 +38,13 @@ import threading
 
 from pyoci_nb.errors import ContainerError
 from pyoci_nb.runtime import children
+from pyoci_nb.runtime import messages as msg
 from pyoci_nb.runtime.create import write_file_atomic
-from pyoci_nb.runtime.exec_process import compiled_seccomp, exec_conversation, exec_detached
+from pyoci_nb.runtime.exec_process import (
+    compiled_seccomp,
+    exec_conversation,
+    exec_detached,
+)
 from pyoci_nb.runtime.init import Channel
 
 #: requests the caller may interrupt (SIGINT to the engine): they can wait on hooks or sockets
@@ -513,7 +518,7 @@ class _Zygote:
         linux = config.get("linux") or {}
         compiled = compiled_seccomp(record["id"], linux.get("seccomp"))
         self.init = (record.get("pid"), record.get("initStartTime"))
-        parent, child = init.Channel.pair()
+        parent, child = init.MessageChannel.pair()
         with children.no_collection():
             pid = os.fork()
             if pid == 0:
@@ -525,8 +530,8 @@ class _Zygote:
         try:
             manager_from_state(record["cgroup"]).apply(pid)  # the one cgroup migration
             message, _ = parent.receive()
-            if message is None or message.get("type") != "ready":
-                raise RuntimeError((message or {}).get("message") or "the exec helper exited")
+            if not isinstance(message, msg.Ready):
+                raise RuntimeError(getattr(message, "message", None) or "the exec helper exited")
         except BaseException:
             self.close()
             raise
@@ -537,7 +542,7 @@ class _Zygote:
         from pyoci_nb.runtime import init
 
         record = container._record()
-        parent, child = init.Channel.pair()
+        parent, child = init.MessageChannel.pair()
         fds = [child.fileno()] + [fd for fd in stdio if fd is not None]
         indexes, next_index = [], 1
         for fd in stdio:
@@ -545,7 +550,7 @@ class _Zygote:
             next_index += fd is not None
         try:
             try:
-                self.control.send({"process": proc, "stdio": indexes}, fds)
+                self.control.send(msg.ExecRequest(process=proc, stdio=indexes), fds)
             except OSError:
                 return 0
             finally:
@@ -553,11 +558,11 @@ class _Zygote:
             message, _ = self.control.receive()
             if message is None:
                 return 0
-            if message.get("type") != "pid":
+            if not isinstance(message, msg.Pid):
                 from pyoci_nb.errors import SetupError
 
-                raise SetupError("exec failed", why=message.get("message"))
-            pid = message["pid"]
+                raise SetupError("exec failed", why=getattr(message, "message", None))
+            pid = message.pid
             seccomp_config = ((record.get("config") or {}).get("linux") or {}).get("seccomp")
             try:
                 return exec_conversation(container, parent, proc, record, seccomp_config, pid, 0)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 
-from pyoci_nb.errors import (ConfigError, InvalidState, SetupError)
+from pyoci_nb.errors import ConfigError, InvalidState, SetupError
 from pyoci_nb.runtime import jsonio, log, namespaces, process
-from pyoci_nb.runtime.state import (derive_status, public_state)
+from pyoci_nb.runtime import messages as msg
 from pyoci_nb.runtime.children import kill_quietly, no_collection
 from pyoci_nb.runtime.create import open_channels, write_file_atomic
 from pyoci_nb.runtime.start import exec_failure
-
+from pyoci_nb.runtime.state import derive_status, public_state
 
 _seccomp_cache: dict = {}
 
@@ -149,7 +149,7 @@ def exec_detached(container, proc: dict, *, console_socket: str | None = None, c
                 from pyoci_nb.runtime.cgroups import manager_from_state
 
                 manager_from_state(record["cgroup"]).apply(pid or ipid)
-            parent.send({"type": "go"})
+            parent.send(msg.Go())
             pid = exec_conversation(container, parent, proc, record, seccomp_config, pid, ipid)
         except BaseException:
             for p in (pid, ipid):
@@ -176,11 +176,10 @@ def exec_conversation(container, parent, proc, record, seccomp_config, pid, ipid
         message, fds = parent.receive()
         if message is None:
             break
-        kind = message.get("type")
-        if kind == "pid":
-            pid = message["pid"]
+        if isinstance(message, msg.Pid):
+            pid = message.pid
             os.waitpid(ipid, 0)
-        elif kind == "seccomp-listener":
+        elif isinstance(message, msg.SeccompListener):
             # as runc: the agent gets a listener for the exec'd process too
             from pyoci_nb.runtime import seccomp
 
@@ -190,13 +189,13 @@ def exec_conversation(container, parent, proc, record, seccomp_config, pid, ipid
             finally:
                 for fd in fds:
                     os.close(fd)
-            parent.send({"type": "seccomp-listener-done"})
-        elif kind == "warning":
-            log.warning(message.get("message") or "")
-        elif kind == "error":
-            raise SetupError("exec failed", why=message.get("message"))
-        elif kind == "exec-failed":
-            raise SetupError("exec failed", why=exec_failure(proc, message["errno"]))
+            parent.send(msg.SeccompListenerDone())
+        elif isinstance(message, msg.LogWarning):
+            log.warning(message.message or "")
+        elif isinstance(message, msg.Error):
+            raise SetupError("exec failed", why=message.message)
+        elif isinstance(message, msg.ExecFailed):
+            raise SetupError("exec failed", why=exec_failure(proc, message.errno))
     if not pid:
         raise SetupError("exec failed", why="the process exited before reporting")
     return pid

@@ -42,10 +42,14 @@ import _socket  # the C module: `socket` costs ~5 ms of imports on every create 
 import gc
 import os
 import sys
+from typing import TypeVar
 
 from pyoci_nb.runtime import hooks, jsonio, mounts, namespaces, process, trampoline
+from pyoci_nb.runtime import messages as msg
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.syscalls import Step
+
+M = TypeVar("M", bound="msg.Message")
 
 
 class Channel:
@@ -56,7 +60,7 @@ class Channel:
     buffer).  Each packet starts with one byte: ``+`` when more of the same message follows,
     ``.`` on its last packet.  File descriptors (SCM_RIGHTS) travel with the first packet.
     The exec trampoline (``trampoline.py``) writes one packet of its own when the program's
-    execve fails, ``X`` + errno: it arrives as ``{"type": "exec-failed", "errno": N}``."""
+    execve fails, ``X`` + errno: it arrives as ``messages.ExecFailed``."""
 
     #: the most payload bytes in one packet (well below the default socket buffer)
     CHUNK = 32768
@@ -107,7 +111,7 @@ class Channel:
                 return None, []
             failed = trampoline.failure(data) if not parts else None
             if failed is not None:  # the exec trampoline's report: its execve failed
-                return {"type": "exec-failed", "errno": failed}, fds
+                return msg.ExecFailed(errno=failed).to_wire(), fds
             if flags & _socket.MSG_TRUNC or data[:1] not in (b"+", b"."):
                 for fd in fds:
                     os.close(fd)
@@ -117,15 +121,6 @@ class Channel:
             if data[:1] == b".":
                 return jsonio.loads(b"".join(parts)), fds
 
-    def expect(self, kind: str) -> dict:
-        """The next message, which must be of type ``kind``; exits if the runtime is gone."""
-        message, _ = self.receive()
-        if message is None:
-            os._exit(1)  # the runtime went away: nothing must be left running
-        if message.get("type") != kind:
-            raise RuntimeError(f"protocol error: expected {kind!r}, got {message!r}")
-        return message
-
     def fileno(self) -> int:
         """The socket's fd."""
         return self.sock.fileno()
@@ -133,6 +128,36 @@ class Channel:
     def close(self) -> None:
         """Close this end."""
         self.sock.close()
+
+
+class MessageChannel(Channel):
+    """A ``Channel`` between the runtime and a process it forked, carrying the typed messages
+    of ``messages.py`` (every one there is, with its fields)."""
+
+    def send(self, message: msg.Message, fds: list[int] | None = None) -> None:  # type: ignore[override]
+        """Send one message (and fds with SCM_RIGHTS)."""
+        super().send(message.to_wire(), fds)
+
+    def receive(self) -> tuple[msg.Message | None, list[int]]:  # type: ignore[override]
+        """The next message and any fds; (None, []) when the other side has closed."""
+        data, fds = super().receive()
+        if data is None:
+            return None, fds
+        try:
+            return msg.from_wire(data), fds
+        except msg.ProtocolError:
+            for fd in fds:
+                os.close(fd)
+            raise
+
+    def expect(self, kind: type[M]) -> M:
+        """The next message, which must be a ``kind``; exits if the runtime is gone."""
+        message, _ = self.receive()
+        if message is None:
+            os._exit(1)  # the runtime went away: nothing must be left running
+        if not isinstance(message, kind):
+            raise msg.ProtocolError(f"protocol error: expected {kind.KIND!r}, got {message!r}")
+        return message
 
 
 class InitContext:
@@ -174,10 +199,10 @@ class InitContext:
         return {self.fifo_fd, self.console_fd, self.rootfs_fd, trampoline.prepare(),
                 *self.idmapped.values()} - {None}
 
-    def await_cgroup(self, channel: "Channel") -> None:
+    def await_cgroup(self, channel: MessageChannel) -> None:
         """Wait until the runtime has moved init into the container's cgroup (once)."""
         if not self.cgroup_joined:
-            channel.expect("cgroup-joined")
+            channel.expect(msg.CgroupJoined)
             self.cgroup_joined = True
 
 
@@ -187,13 +212,13 @@ def _set_stdio(stdio: tuple) -> None:
             os.dup2(fd, target)
 
 
-def _report_error(channel: Channel, exc: BaseException) -> None:
+def _report_error(channel: MessageChannel, exc: BaseException) -> None:
     message = str(exc) or exc.__class__.__name__
     if not hasattr(exc, "step") and not hasattr(exc, "what"):
         message = f"{exc.__class__.__name__}: {message}"
     try:
-        channel.send({"type": "error", "message": message, "step": getattr(exc, "step", None),
-                      "errno": getattr(exc, "errno", None)})
+        channel.send(msg.Error(message=message, step=getattr(exc, "step", None),
+                               errno=getattr(exc, "errno", None)))
     except OSError:
         sys.stderr.write(f"pyoci init: {message}\n")
 
@@ -210,7 +235,7 @@ def close_inherited_fds(keep: set, preserve: int) -> None:
     sc.close_range(low)
 
 
-def _prelude(ctx: InitContext, channel: "Channel") -> None:
+def _prelude(ctx: InitContext, channel: MessageChannel) -> None:
     """First steps of a freshly forked process: drop the runtime's fds, take the container's
     stdio, compile the seccomp filter while libseccomp is reachable."""
     # no garbage collection in this short-lived copy of the runtime: a full collection would
@@ -234,7 +259,7 @@ def _prelude(ctx: InitContext, channel: "Channel") -> None:
 _LATE_NAMESPACES = sc.CLONE_NEWCGROUP
 
 
-def init_direct(ctx: InitContext, channel: Channel) -> None:
+def init_direct(ctx: InitContext, channel: MessageChannel) -> None:
     """Init forked by the runtime straight into its new pid namespace: join the namespaces
     given by path, unshare the other new ones, then go on as init."""
     try:
@@ -251,7 +276,7 @@ def init_direct(ctx: InitContext, channel: Channel) -> None:
     init_main(ctx, channel)
 
 
-def intermediate_main(ctx: InitContext, channel: Channel) -> None:
+def intermediate_main(ctx: InitContext, channel: MessageChannel) -> None:
     """The intermediate process: namespaces, then fork init and exit."""
     status = 1
     try:
@@ -263,8 +288,8 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
             with Step("creating the user namespace"):
                 sc.unshare(sc.CLONE_NEWUSER)
             sc.set_dumpable(True)  # /proc/PID/uid_map must belong to us for the runtime to write it
-            channel.send({"type": "idmap"})
-            channel.expect("idmap-done")
+            channel.send(msg.IdMap())
+            channel.expect(msg.IdMapDone)
             sc.set_dumpable(False)
             for call in (os.setresgid, os.setresuid):
                 try:
@@ -281,7 +306,7 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
         pid = os.fork()
         if pid == 0:
             init_main(ctx, channel)
-        channel.send({"type": "pid", "pid": pid})
+        channel.send(msg.Pid(pid=pid))
         status = 0
     except BaseException as exc:
         _report_error(channel, exc)
@@ -293,7 +318,7 @@ def intermediate_main(ctx: InitContext, channel: Channel) -> None:
 _CREATE_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer")
 
 
-def init_main(ctx: InitContext, channel: Channel) -> None:
+def init_main(ctx: InitContext, channel: MessageChannel) -> None:
     """The container's init: everything up to execve (see the module docstring)."""
     ready = False
     fifo = None
@@ -327,8 +352,8 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
             # the runtime runs prestart/createRuntime and hands us the state for ours (without
             # any of these hooks the round trip would only cost time)
             ctx.await_cgroup(channel)
-            channel.send({"type": "hooks"})
-            state = channel.expect("hooks-done")["state"]
+            channel.send(msg.Hooks())
+            state = channel.expect(msg.HooksDone).state
             hooks.run_hooks(config, "createContainer", state)
         _prepare_in_root(proc, ctx.rootfs)
         if own_mount_ns:
@@ -391,7 +416,7 @@ def init_main(ctx: InitContext, channel: Channel) -> None:
         with Step("resolving the executable"):
             executable = process.resolve_executable(proc)
         ctx.await_cgroup(channel)  # the user process must start inside the cgroup
-        channel.send({"type": "ready"})
+        channel.send(msg.Ready())
         ready = True
         channel.close()
         # blocks until `start` opens the FIFO for reading
@@ -435,10 +460,10 @@ def _prepare_in_root(proc: dict, root: str) -> None:
         os.close(root_fd)
 
 
-def _warn(channel: Channel, warning: str | None) -> None:
+def _warn(channel: MessageChannel, warning: str | None) -> None:
     """Have the runtime log ``warning`` (the container's stderr is not the runtime's log)."""
     if warning:
-        channel.send({"type": "warning", "message": warning})
+        channel.send(msg.LogWarning(message=warning))
 
 
 def _open_console(proc: dict):
@@ -493,8 +518,8 @@ def preload_modules(config: dict) -> None:
     trampoline.prepare()
     hooks_config = config.get("hooks") or {}
     if hooks_config.get("startContainer") or hooks_config.get("createContainer"):
-        import subprocess  # noqa: F401
         import selectors  # noqa: F401
+        import subprocess  # noqa: F401
 
 
 def _compile_seccomp(seccomp_config: dict | None):
@@ -507,18 +532,18 @@ def _compile_seccomp(seccomp_config: dict | None):
         return seccomp.compile_filter(seccomp_config)
 
 
-def _load_seccomp(compiled, channel: Channel | None) -> None:
+def _load_seccomp(compiled, channel: MessageChannel | None) -> None:
     with Step("loading the seccomp filter"):
         listener = compiled.load()
     if listener is not None:
         if channel is None:
             raise RuntimeError("seccomp notify listener created after the runtime exited")
-        channel.send({"type": "seccomp-listener"}, [listener])
+        channel.send(msg.SeccompListener(), [listener])
         os.close(listener)
-        channel.expect("seccomp-listener-done")
+        channel.expect(msg.SeccompListenerDone)
 
 
-def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve: int,
+def exec_main(proc: dict, pid: int, kinds: list[str], channel: MessageChannel, preserve: int,
               console_fd: int | None, seccomp_config: dict | None, stdio: tuple,
               linux: dict | None = None) -> None:
     """``exec`` through an intermediate (an unprivileged runtime, or a time namespace): it joins
@@ -528,7 +553,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
     try:
         _exec_prelude(stdio, channel, console_fd, preserve, proc)
         compiled = _compile_seccomp(seccomp_config)
-        channel.expect("go")
+        channel.expect(msg.Go)
         _join_container(proc, pid, kinds)
         child = os.fork()
         if child == 0:
@@ -537,7 +562,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
             except BaseException as exc:
                 _report_error(channel, exc)
             os._exit(1)
-        channel.send({"type": "pid", "pid": child})
+        channel.send(msg.Pid(pid=child))
         status = 0
     except BaseException as exc:
         _report_error(channel, exc)
@@ -545,7 +570,7 @@ def exec_main(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve
         os._exit(status)
 
 
-def exec_direct(proc: dict, pid: int, kinds: list[str], channel: Channel, preserve: int,
+def exec_direct(proc: dict, pid: int, kinds: list[str], channel: MessageChannel, preserve: int,
                 console_fd: int | None, compiled_seccomp, stdio: tuple, linux: dict) -> None:
     """``exec`` without an intermediate: this process was forked straight into the pid
     namespace of the container's init (``namespaces.fork_into_pid_namespace_of``) and is moved
@@ -554,7 +579,7 @@ def exec_direct(proc: dict, pid: int, kinds: list[str], channel: Channel, preser
     container.  Never returns."""
     try:
         _exec_prelude(stdio, channel, console_fd, preserve, proc)
-        channel.expect("go")
+        channel.expect(msg.Go)
         _join_container(proc, pid, kinds)
         _exec_child(proc, channel, preserve, console_fd, compiled_seccomp, linux)
     except BaseException as exc:
@@ -562,7 +587,7 @@ def exec_direct(proc: dict, pid: int, kinds: list[str], channel: Channel, preser
     os._exit(1)
 
 
-def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, linux: dict) -> None:
+def exec_zygote(pid: int, kinds: list[str], control: MessageChannel, compiled_seccomp, linux: dict) -> None:
     """A resident exec helper of one container (the engine's, for warm execs): it joins the
     namespaces ``kinds`` of the container's init ``pid`` except the pid namespace, which it
     sets for its children only (it stays in the host's: invisible from inside), and is moved
@@ -589,20 +614,25 @@ def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, 
                 sc.setns(pid_ns, sc.CLONE_NEWPID)
             os.close(pid_ns)
         close_imports("joining the container's mount namespace")
-        control.send({"type": "ready"})
+        control.send(msg.Ready())
     except BaseException as exc:
         _report_error(control, exc)
         os._exit(1)
     while True:
-        message, fds = control.receive()
-        if message is None:
+        request, fds = control.receive()
+        if request is None:
             os._exit(0)
+        if not isinstance(request, msg.ExecRequest):
+            _report_error(control, msg.ProtocolError(f"protocol error: expected an exec request, got {request!r}"))
+            for fd in fds:
+                os.close(fd)
+            continue
         child = -1
         try:
             child = sc.fork_sibling()
             if child == 0:
-                _zygote_child(message, fds, root_fd, compiled_seccomp, linux)
-            control.send({"type": "pid", "pid": child})
+                _zygote_child(request, fds, root_fd, compiled_seccomp, linux)
+            control.send(msg.Pid(pid=child))
         except BaseException as exc:
             if child == 0:
                 os._exit(1)
@@ -612,16 +642,16 @@ def exec_zygote(pid: int, kinds: list[str], control: Channel, compiled_seccomp, 
                 os.close(fd)
 
 
-def _zygote_child(message: dict, fds: list[int], root_fd: int, compiled_seccomp, linux: dict) -> None:
-    """One exec forked by the zygote: ``fds`` are its channel, then its stdio (``message["stdio"]``
+def _zygote_child(request: msg.ExecRequest, fds: list[int], root_fd: int, compiled_seccomp, linux: dict) -> None:
+    """One exec forked by the zygote: ``fds`` are its channel, then its stdio (``request.stdio``
     gives each one's index, or None for /dev/null).  Never returns."""
     import _socket
 
-    channel = Channel(_socket.socket(fileno=fds[0]))
+    channel = MessageChannel(_socket.socket(fileno=fds[0]))
     try:
-        proc = message["process"]
+        proc = request.process
         process.prepare_in_root(proc, root_fd, create_cwd=False)
-        _set_stdio(tuple(None if i is None else fds[i] for i in message["stdio"]))
+        _set_stdio(tuple(None if i is None else fds[i] for i in request.stdio))
         close_inherited_fds({channel.fileno(), trampoline.prepare()}, 0)
         _exec_child(proc, channel, 0, None, compiled_seccomp, linux)
     except BaseException as exc:
@@ -629,7 +659,7 @@ def _zygote_child(message: dict, fds: list[int], root_fd: int, compiled_seccomp,
     os._exit(1)
 
 
-def _exec_prelude(stdio: tuple, channel: Channel, console_fd: int | None, preserve: int, proc: dict) -> None:
+def _exec_prelude(stdio: tuple, channel: MessageChannel, console_fd: int | None, preserve: int, proc: dict) -> None:
     sc.set_dumpable(False)  # as init's prelude: nothing of the runtime is reachable through /proc
     _set_stdio(stdio)
     close_inherited_fds({channel.fileno(), console_fd, trampoline.prepare()} - {None}, preserve)
@@ -663,7 +693,7 @@ def _join_container(proc: dict, pid: int, kinds: list[str]) -> None:
             os.close(root)
 
 
-def _exec_child(proc: dict, channel: Channel, preserve: int, console_fd: int | None,
+def _exec_child(proc: dict, channel: MessageChannel, preserve: int, console_fd: int | None,
                 seccomp_config, linux: dict) -> None:
     os.setsid()  # its own session and process group, as the container's init (and runc)
     if proc.get("terminal"):
