@@ -50,6 +50,7 @@ from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.syscalls import Step
 
 M = TypeVar("M", bound="msg.Message")
+C = TypeVar("C", bound="Channel")
 
 
 class Channel:
@@ -71,7 +72,7 @@ class Channel:
         self.sock = sock
 
     @classmethod
-    def pair(cls) -> tuple["Channel", "Channel"]:
+    def pair(cls: type[C]) -> tuple[C, C]:
         """A connected pair (runtime end, child end); both ends are close-on-exec."""
         a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
@@ -91,7 +92,7 @@ class Channel:
 
     def receive(self) -> tuple[dict | None, list[int]]:
         """The next message and any fds; (None, []) when the other side has closed."""
-        parts = []
+        parts: list[bytes] = []
         fds: list[int] = []
         while True:
             try:

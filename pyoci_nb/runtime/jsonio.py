@@ -84,7 +84,7 @@ def deeper_than(value, limit: int) -> str | None:
     while stack:
         node, depth, link = stack.pop()
         if depth > limit:
-            keys = []
+            keys: list = []
             while link is not None:
                 link, key = link
                 keys.append(key)

@@ -55,7 +55,7 @@ class Message:
 
 def from_wire(data: dict) -> Message:
     """The message a received JSON object encodes (ProtocolError if it encodes none)."""
-    kind = _KINDS.get(data.get("type")) if isinstance(data, dict) else None
+    kind = _KINDS.get(str(data.get("type"))) if isinstance(data, dict) else None
     if kind is None:
         raise ProtocolError(f"protocol error: not a message of pyoci's: {data!r:.200}")
     return kind(**{key: value for key, value in data.items() if key != "type"})

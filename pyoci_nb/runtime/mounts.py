@@ -246,7 +246,7 @@ class CgroupView:
     hierarchies (``cgroup_hierarchies()``, read by the runtime before it forked init: the
     mount table init starts from), or None to read them in init."""
 
-    def __init__(self, dirs: list[str] = (), hierarchies: list[tuple] | None = None):
+    def __init__(self, dirs: list[str] | tuple[()] = (), hierarchies: list[tuple] | None = None):
         self.dirs = list(dirs)
         self.hierarchies = hierarchies
 

@@ -32,7 +32,7 @@ def _read_regular_file(path: str) -> bytes:
             raise ConfigError("config.json is not a regular file", where=path,
                               why="a FIFO, device or directory named config.json could block or never end",
                               hint="config.json must be a regular file holding a JSON object")
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, info.st_size + 4096)
             if not chunk:

@@ -296,7 +296,7 @@ def _check_personality(personality, where: str) -> None:
 
 def parse_node_list(text: str) -> list[int]:
     """``"0-3,7"`` -> [0, 1, 2, 3, 7] (the list format of cpuset(7)); ValueError if malformed."""
-    nodes = set()
+    nodes: set[int] = set()
     for part in text.split(",") if text else ():
         low, dash, high = part.partition("-")
         if not low.isdigit() or not low.isascii() or (dash and (not high.isdigit() or not high.isascii())):

@@ -207,7 +207,7 @@ def mount_setattr(path: str | int, attr_set: int, attr_clr: int, recursive: bool
     if isinstance(path, int):
         dirfd, name, flags, shown = path, b"", flags | AT_EMPTY_PATH, f"fd {path}"
     else:
-        dirfd, name, shown = AT_FDCWD, _b(path), path
+        dirfd, name, shown = AT_FDCWD, os.fsencode(path), path
     _check(libc().syscall(_syscall_number("mount_setattr"), dirfd, name, flags,
                           ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr", shown)
 
@@ -322,7 +322,7 @@ def read_file(path: str) -> bytes:
 
 def read_fd(fd: int) -> bytes:
     """Everything left to read from ``fd``, with raw reads."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:

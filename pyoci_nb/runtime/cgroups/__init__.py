@@ -30,7 +30,8 @@ import os
 from pyoci_nb.errors import ConfigError, UnsupportedError
 from pyoci_nb.runtime import log
 from pyoci_nb.runtime.syscalls import read_file
-from pyoci_nb.runtime.cgroups.base import CgroupManager, FrozenRecord, NoCgroupManager
+from pyoci_nb.runtime.cgroups.base import CgroupManager, NoCgroupManager
+from pyoci_nb.runtime.records import FrozenRecord
 
 __all__ = ["CgroupLayout", "CgroupManager", "Mount", "detect_layout", "manager_for",
            "manager_from_state", "resolve_cgroups_path", "V1_CONTROLLERS"]
@@ -47,6 +48,9 @@ class Mount(FrozenRecord):
 
     __slots__ = ("mountpoint", "root", "controllers")
     _defaults = {"controllers": ()}
+    mountpoint: str
+    root: str
+    controllers: tuple[str, ...]
 
     def directory(self, cgroup: str) -> str:
         """The directory of the cgroup path ``cgroup`` (as /proc/self/cgroup names it)."""

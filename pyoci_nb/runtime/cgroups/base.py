@@ -21,55 +21,6 @@ from pyoci_nb.runtime import syscalls as sc
 RESOURCES = "linux.resources"
 
 
-class FrozenRecord:
-    """A small immutable value: the fields named in ``__slots__`` (in order; defaults in
-    ``_defaults``), set once, compared and hashed by value -- what a frozen dataclass gives,
-    without importing ``dataclasses`` (with ``inspect``, ~15 ms on every ``pyoci create``)."""
-
-    __slots__ = ()
-    _defaults: dict = {}
-
-    def __init__(self, *values, **named):
-        fields = self.__slots__
-        kind = type(self).__name__
-        if len(values) > len(fields):
-            raise TypeError(f"{kind}() takes at most {len(fields)} arguments ({len(values)} given)")
-        given = dict(zip(fields, values))
-        for name, value in named.items():
-            if name not in fields or name in given:
-                raise TypeError(f"{kind}() got an unexpected or repeated argument {name!r}")
-            given[name] = value
-        for name in fields:
-            if name in given:
-                value = given[name]
-            elif name in self._defaults:
-                value = self._defaults[name]
-            else:
-                raise TypeError(f"{kind}() missing argument {name!r}")
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot assign {name!r}")
-
-    def _key(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __reduce__(self):  # copy, deepcopy and pickle rebuild it through __init__
-        return type(self), self._key()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
 # --- files ----------------------------------------------------------------------------------
 
 def read_file(directory: str, name: str) -> str:
@@ -221,7 +172,7 @@ def items(obj: dict, key: str, where: str) -> list[tuple[str, dict]]:
     if not isinstance(value, list):
         raise ConfigError(f"{key} must be a list", where=f"{where}.{key}",
                           why=f"got {type(value).__name__}")
-    out = []
+    out: list = []
     for i, entry in enumerate(value):
         path = f"{where}.{key}[{i}]"
         if not isinstance(entry, dict):
@@ -244,7 +195,7 @@ def device_numbers(entry: dict, where: str) -> str:
 def hugepage_limits(resources: dict, available: list[str], where_files: str) -> list[tuple[str, str, int]]:
     """Check ``hugepageLimits``: ``(json_path, pageSize, limit)`` for each entry; a page size
     the kernel does not offer is an error listing the ones it does."""
-    out = []
+    out: list = []
     for path, entry in items(resources, "hugepageLimits", RESOURCES):
         size = string(entry, "pageSize", path)
         limit = integer(entry, "limit", path)
@@ -262,7 +213,7 @@ def hugepage_limits(resources: dict, available: list[str], where_files: str) -> 
 
 def hugepage_sizes() -> list[str]:
     """Page sizes of /sys/kernel/mm/hugepages in the kernel's cgroup naming (2MB, 1GB, 64KB)."""
-    sizes = []
+    sizes: list = []
     try:
         names = os.listdir("/sys/kernel/mm/hugepages")
     except FileNotFoundError:
@@ -345,7 +296,7 @@ def remove_created(created: list[str], list_pids) -> list[str]:
 
 
 def _subdirs_deepest_first(directory: str) -> list[str]:
-    out = []
+    out: list = []
     for top, dirs, _ in os.walk(directory, topdown=False):
         out.extend(os.path.join(top, d) for d in dirs)
     return out

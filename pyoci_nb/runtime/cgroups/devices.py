@@ -43,7 +43,7 @@ import os
 import struct
 
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
-from pyoci_nb.runtime.cgroups.base import FrozenRecord
+from pyoci_nb.runtime.records import FrozenRecord
 from pyoci_nb.runtime.syscalls import read_file
 
 WILDCARD = None  # a major/minor of "every number"
@@ -56,6 +56,11 @@ class DeviceRule(FrozenRecord):
 
     __slots__ = ("allow", "type", "major", "minor", "access")
     _defaults = {"type": "a", "major": WILDCARD, "minor": WILDCARD, "access": "rwm"}
+    allow: bool
+    type: str
+    major: int
+    minor: int
+    access: str
 
     def v1_line(self) -> str:
         """The line the v1 devices controller takes: ``c 1:3 rwm``, ``a`` for type all."""

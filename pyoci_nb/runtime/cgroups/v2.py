@@ -264,7 +264,8 @@ class V2Manager(CgroupManager):
                 "hugetlb": self._hugetlb_stats()}
 
     def _io_stats(self) -> dict:
-        service_bytes, serviced = [], []
+        service_bytes: list = []
+        serviced: list = []
         try:
             text = read_file(self.path, "io.stat")
         except (FileNotFoundError, PermissionError):
