@@ -10,21 +10,11 @@ from pyoci_nb.notebook.reprs.blocks import code, title_attr
 from pyoci_nb.notebook.reprs.common import esc
 from pyoci_nb.notebook.reprs.paths import register_path
 from pyoci_nb.notebook.reprs.values import field_descriptions, hover_text, join_path, plain
-
-#: The five capability sets (spec/capabilities.py is imported lazily: importing the spec
-#: package must not be a cost of rendering runtime objects).
-CAPABILITY_SETS: tuple[str, ...] = ("bounding", "effective", "inheritable", "permitted", "ambient")
-
-
-def all_capabilities() -> tuple[str, ...]:
-    from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
-
-    return ALL_CAPABILITIES
+from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_SETS  # standard library only, no pydantic
 
 
 def capabilities_html(value: Any, path: str = "process.capabilities", depth: int = 0) -> str:
     """The capability grid: one row per capability held in any set, one column per set."""
-    ALL_CAPABILITIES = all_capabilities()
     sets = {name: [str(c) for c in (plain(value).get(name) or [])] for name in CAPABILITY_SETS}
     descriptions = field_descriptions(type(value))
     present = {c for caps in sets.values() for c in caps}

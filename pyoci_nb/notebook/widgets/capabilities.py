@@ -7,9 +7,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from pyoci_nb.notebook.reprs.capabilities import CAPABILITY_SETS
 from pyoci_nb.notebook.widgets.bindings import Binding, get_path, set_path
-from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
+from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_SETS
 
 #: Capability presets of the capabilities tab: name -> {set: capabilities}.
 _RUNC_DEFAULT = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")

@@ -15,7 +15,6 @@ from ipywidgets.widgets.widget_string import HTMLStyle
 from pyoci_nb.errors import ConfigError
 from pyoci_nb.notebook import glossary
 from pyoci_nb.notebook.reprs import html_repr
-from pyoci_nb.notebook.reprs.capabilities import CAPABILITY_SETS
 from pyoci_nb.notebook.widgets.bindings import Binding, RowsBinding, ValueBinding
 from pyoci_nb.notebook.widgets.capabilities import CAPABILITY_PRESETS, CapabilitiesBinding
 from pyoci_nb.notebook.widgets.namespaces import NAMESPACE_TYPES, NamespacesBinding
@@ -30,7 +29,7 @@ from pyoci_nb.notebook.widgets.parsing import (
 )
 from pyoci_nb.notebook.widgets.seccomp import SeccompBinding
 from pyoci_nb.spec import Spec, default_spec, load_spec
-from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
+from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_SETS
 from pyoci_nb.spec.validation import RLIMIT_TYPES
 
 
