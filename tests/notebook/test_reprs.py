@@ -20,6 +20,7 @@ import pytest
 
 from pyoci_nb.notebook import reprs, svg
 from pyoci_nb.notebook.reprs import html_repr, text_repr
+from pyoci_nb.runtime.container import Container as RuntimeContainer
 from pyoci_nb.spec import Features, State, ValidationReport, default_spec, load_spec, validate_config
 from pyoci_nb.spec.capabilities import ALL_CAPABILITIES
 
@@ -316,7 +317,7 @@ def test_lifecycle_picture_of_an_unknown_status_lights_nothing_and_says_so():
 
 
 def test_namespaces_picture_of_a_config(example_spec):
-    rows = reprs._config_namespace_rows(example_spec.linux.namespaces)
+    rows = reprs.config_namespace_rows(example_spec.linux.namespaces)
     relations = {ns_type: relation for ns_type, _, _, relation in rows}
     listed = {ns.type for ns in example_spec.linux.namespaces}
     for ns_type in reprs.NAMESPACE_FILES:
@@ -409,11 +410,22 @@ class Exploding:
         raise RuntimeError("boom <b>bold</b>")
 
 
-class Container:  # duck-typed like the runtime's Container, whose state() can fail
-    id = "gone<1>"
+class Container(RuntimeContainer):  # the runtime's Container, whose state() can fail
+    def __init__(self):
+        self.id = "gone<1>"
 
     def state(self):
         raise FileNotFoundError("no state.json for <gone>")
+
+
+class LookAlike:  # named like a family's class but none of them: the generic repr, not theirs
+    id = "x"
+
+    def state(self):
+        raise AssertionError("a container repr was used for a look-alike")
+
+
+LookAlike.__name__ = LookAlike.__qualname__ = "Container"
 
 
 def test_a_repr_never_raises_and_says_why_it_failed():
@@ -425,6 +437,13 @@ def test_a_repr_never_raises_and_says_why_it_failed():
     parse(markup)
     assert "state unavailable: FileNotFoundError: no state.json for &lt;gone&gt;" in markup
     assert "state unavailable" in text_repr(Container())
+
+
+def test_renderers_are_chosen_by_class_not_by_class_name():
+    markup = html_repr(LookAlike())
+    text = visible_text(markup)
+    assert "state unavailable" not in text and "failed" not in text
+    assert text_repr(LookAlike()).startswith("<")  # its plain repr()
 
 
 def test_reprs_of_runtime_objects_do_not_import_pydantic():
