@@ -143,18 +143,31 @@ class Kernel:
 
 
 def sessions(magic_root: Path) -> list[Path]:
-    return sorted(p for p in magic_root.iterdir() if p.is_dir()) if magic_root.exists() else []
+    try:
+        return sorted(p for p in magic_root.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return []
+
+
+def _entries(magic_root: Path, kind: str) -> list[str]:
+    """What each kernel session under ``magic_root`` holds in ``kind`` (state, bundles); a
+    session the engine is removing right now counts with what is still there."""
+    found = []
+    for session in sessions(magic_root):
+        try:
+            found += [entry.name for entry in (session / kind).iterdir()]
+        except FileNotFoundError:
+            continue
+    return sorted(found)
 
 
 def state_entries(magic_root: Path) -> list[str]:
     """Container state directories of every kernel session under ``magic_root``."""
-    return sorted(entry.name for session in sessions(magic_root)
-                  for entry in (session / "state").iterdir()) if magic_root.exists() else []
+    return _entries(magic_root, "state")
 
 
 def bundle_entries(magic_root: Path) -> list[str]:
-    return sorted(entry.name for session in sessions(magic_root)
-                  if (session / "bundles").exists() for entry in (session / "bundles").iterdir())
+    return _entries(magic_root, "bundles")
 
 
 def processes_in_pid_namespace(link: str) -> list[int]:

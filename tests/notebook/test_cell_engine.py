@@ -131,7 +131,8 @@ def test_the_kernel_never_forks_a_python_child(process_watch_available, magic_ro
     try:
         kernel_pid = kernel.pid
         with ProcessWatch(kernel_pid) as watch:
-            control = kernel.execute("%%bash\ntrue\n")
+            # bash stays a second: its exec is seen (and its image read) however loaded the machine
+            control = kernel.execute("%%bash\nsleep 1\n")
             assert control.ok, control.error
             cells = [
                 "%%container\ntrue\n",
