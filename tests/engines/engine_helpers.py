@@ -121,9 +121,11 @@ def rootfs_tarball(rootfs: Path) -> bytes:
     return buf.getvalue()
 
 
-def write_oci_archive(rootfs: Path, dest: Path, image_name: str) -> Path:
+def write_oci_archive(rootfs: Path, dest: Path, image_name: str, cmd: list[str] = ("sh",),
+                      entrypoint: list[str] | None = None) -> Path:
     """Write an OCI image-layout tarball (image-spec: oci-layout, index.json, blobs) holding
-    one layer made of ``rootfs``; ``io.containerd.image.name`` names it for ``ctr images import``."""
+    one layer made of ``rootfs``; ``io.containerd.image.name`` names it for ``ctr images import``.
+    ``cmd``/``entrypoint`` go into the image config (a pod's sandbox image: one that never exits)."""
     layer_tar = rootfs_tarball(rootfs)
     layer = gzip.compress(layer_tar, mtime=0)
     blobs: dict[str, bytes] = {}
@@ -136,7 +138,8 @@ def write_oci_archive(rootfs: Path, dest: Path, image_name: str) -> Path:
     layer_desc = blob(layer, "application/vnd.oci.image.layer.v1.tar+gzip")
     config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
               "os": "linux",
-              "config": {"Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], "Cmd": ["sh"]},
+              "config": {"Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], "Cmd": list(cmd),
+                         **({"Entrypoint": list(entrypoint)} if entrypoint else {})},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}
     config_desc = blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
