@@ -1549,9 +1549,8 @@ def _exit_code(status: int) -> int:
 
 
 def parse_signal(value: int | str) -> int:
-    """A signal as runc accepts it: ``9``, ``KILL``, ``SIGKILL``, ``sigkill``."""
-    import signal as signal_module
-
+    """A signal as runc accepts it: ``9``, ``KILL``, ``SIGKILL``, ``sigkill``.  The signal
+    module (it imports enum: milliseconds) only for a name: containerd's shim sends numbers."""
     if isinstance(value, int):
         number = value
     else:
@@ -1559,6 +1558,8 @@ def parse_signal(value: int | str) -> int:
         if text.isdigit():
             number = int(text)
         else:
+            import signal as signal_module
+
             name = text.upper()
             if not name.startswith("SIG"):
                 name = "SIG" + name
