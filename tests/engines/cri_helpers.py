@@ -17,7 +17,6 @@ import importlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from engine_helpers import HostPaths, cgroup_dirs, processes_mentioning, unmount_under, write_oci_archive
+from engine_helpers import (HostPaths, cgroup_dirs, containerd_config, processes_mentioning, stop_daemon, unmount_under,
+                            write_oci_archive)
 
 IMAGE = "docker.io/library/pyoci-busybox:cri"
 PAUSE_IMAGE = "docker.io/library/pyoci-pause:cri"
@@ -35,21 +35,7 @@ SUBNET = "10.244.77.0/24"       # only ever inside the scratch network namespace
 GATEWAY = "10.244.77.1"
 CNI_BIN = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 
-CONFIG = """version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{base}/containerd.sock"
-[ttrpc]
-  address = "{base}/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.grpc.v1.cri"]
+CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause_image}"
   # the pause container asks for oomScoreAdj -998; without CAP_SYS_RESOURCE (some VMs) that
   # fails: clamp it to containerd's own
@@ -171,8 +157,8 @@ def private_cri(runtimes: dict[str, str], rootfs: Path, pb2, pb2_grpc) -> Iterat
     (base / "cni").mkdir()
     (base / "cni" / "10-pyoci-cri.conflist").write_text(json.dumps(cni_config(base)))
     handlers = "".join(RUNTIME.format(name=name, binary=binary, base=base) for name, binary in runtimes.items())
-    (base / "config.toml").write_text(CONFIG.format(base=base, pause_image=PAUSE_IMAGE, runtimes=handlers,
-                                                    cni_bin=CNI_BIN))
+    (base / "config.toml").write_text(containerd_config(base, cri=True) + CRI_CONFIG.format(
+        base=base, pause_image=PAUSE_IMAGE, runtimes=handlers, cni_bin=CNI_BIN))
     daemon = cri = None
     log = open(base / "containerd.log", "wb")
     try:
@@ -208,15 +194,8 @@ def private_cri(runtimes: dict[str, str], rootfs: Path, pb2, pb2_grpc) -> Iterat
             finally:
                 cri.channel.close()
         if daemon is not None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            stop_daemon(daemon, base)
         log.close()
-        for pid in processes_mentioning(str(base)):  # shims outlive containerd by design
-            os.kill(pid, signal.SIGKILL)
         unmount_under(base)
         subprocess.run(["ip", "netns", "delete", netns], check=False, stderr=subprocess.DEVNULL)
         problems = host.cleanup()

@@ -14,6 +14,30 @@ import tarfile
 from pathlib import Path
 
 
+CONTAINERD_CONFIG = """version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
+                    "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+"""
+
+
+def containerd_config(base: Path, cri: bool = False) -> str:
+    """A private containerd's config.toml: everything under ``base`` (root, state, sockets),
+    no debug or metrics listener; the CRI plugin only if ``cri`` (its section follows)."""
+    return CONTAINERD_CONFIG.format(base=base, disabled="" if cri else '"io.containerd.grpc.v1.cri", ')
+
+
 def runtime_executable() -> str | None:
     other = os.environ.get("PYOCI_TEST_RUNTIME")
     if other:
@@ -90,6 +114,23 @@ def unmount_under(directory: Path) -> None:
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     for point in sorted((p for p in points if p == real or p.startswith(real + "/")), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, stderr=subprocess.DEVNULL)
+
+
+def stop_daemon(daemon, base: Path) -> None:
+    """SIGTERM an engine's daemon (SIGKILL after 30 s), SIGKILL what still mentions ``base``
+    (containerd's shims outlive it by design) and unmount what is left below ``base``."""
+    import signal
+    import subprocess
+
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+    for pid in processes_mentioning(str(base)):
+        os.kill(pid, signal.SIGKILL)
+    unmount_under(base)
 
 
 def processes_mentioning(text: str) -> list[int]:

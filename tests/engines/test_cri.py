@@ -112,6 +112,9 @@ def test_runtime_class_handler_runs_the_pod(pods, cri):
     other = "runc" if pods.handler == "pyoci" else "pyoci"
     assert not (cri.base / f"runtime-{other}" / NAMESPACE / cid).exists()
     binary = shutil.which("runc") if pods.handler == "runc" else None
+    # what `crictl inspectp` shows: the handler the pod runs with
+    info = cri.runtime.PodSandboxStatus(cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod.id, verbose=True)).info
+    assert json.loads(info["info"])["runtimeHandler"] == pods.handler
     state = subprocess.run([binary or os.path.abspath(runtime_executable()), "--root", str(state_root), "state", cid],
                            capture_output=True, text=True, timeout=30)
     assert state.returncode == 0, state.stderr
@@ -182,11 +185,14 @@ def test_host_network_pod_with_a_hostname_is_refused(pods, cri):
     import grpc
 
     pb = cri.pb
+    name = "refused-" + uuid.uuid4().hex[:12]
     config = pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name="refused-" + uuid.uuid4().hex[:12], uid=uuid.uuid4().hex, namespace="default"),
-        hostname="not-allowed", log_directory=str(cri.base / "logs" / "refused"),
-        linux=pb.LinuxPodSandboxConfig(cgroup_parent="/pyoci-cri-refused", security_context=pb.LinuxSandboxSecurityContext(
-            namespace_options=pb.NamespaceOption(network=pb.NamespaceMode.NODE))))
+        metadata=pb.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex, namespace="default"),
+        hostname="not-allowed", log_directory=str(cri.base / "logs" / name),
+        linux=pb.LinuxPodSandboxConfig(
+            cgroup_parent="/pyoci-cri-refused",
+            security_context=pb.LinuxSandboxSecurityContext(
+                namespace_options=pb.NamespaceOption(network=pb.NamespaceMode.NODE))))
     try:
         with pytest.raises(grpc.RpcError) as failure:
             cri.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config, runtime_handler=pods.handler), timeout=120)
