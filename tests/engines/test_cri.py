@@ -1,13 +1,14 @@
 """Kubernetes' way in: containerd's CRI plugin runs pods with the runtime under test as a
 RuntimeClass handler (``io.containerd.runc.v2`` with ``BinaryName``), side by side with runc.
 
-A private containerd (its own config, root, state, sockets, CNI config and IPAM store; never the
-system's) runs inside a scratch network namespace this module makes, so its "host network" and
-the CNI bridge its pods plug into are not the machine's.  It has two handlers on the same shim,
-``runc`` and ``pyoci``; every test runs for both.  The CRI client is generated from the
-Kubernetes ``api.proto`` (``../shared/cri-api/``) with grpcio-tools into a temporary directory;
-the images (busybox, and a sandbox image whose entrypoint sleeps forever) are OCI archives made
-here and imported with ``ctr images import`` -- no registry.
+A private containerd (``cri_helpers.private_cri``: its own config, root, state, sockets, CNI
+config and IPAM store; never the system's) runs inside a scratch network namespace it makes, so
+its "host network" and the CNI bridge its pods plug into are not the machine's.  It has two
+handlers on the same shim, ``runc`` and ``pyoci``; every test runs for both.  The CRI client is
+generated from the Kubernetes ``api.proto`` (``shared/cri-api/`` beside the repository) with
+grpcio-tools into a temporary directory; the images (busybox, and a sandbox image whose
+entrypoint sleeps forever) are OCI archives made here and imported with ``ctr images import`` --
+no registry.
 
 Each test ends with its pod removed and checks that nothing is left: no container or pod in the
 CRI, no shim, no mount, no cgroup below the pod's parent; and that containerd logged no error
@@ -27,7 +28,6 @@ import uuid
 import pytest
 
 from cri_helpers import GATEWAY, NAMESPACE, SUBNET, Pod, missing_requirements, load_cri_api, private_cri, remove_cgroups
-from engine_helpers import runtime_executable
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -103,7 +103,7 @@ def pods(request, cri):
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_runtime_class_handler_runs_the_pod(pods, cri):
+def test_runtime_class_handler_runs_the_pod(pods, cri, engine_runtime):
     """The handler picks the runtime binary: the pod's tasks live in that runtime's --root."""
     pod = pods()
     cid = pod.create("sleeper", ["sleep", "1000"])
@@ -111,12 +111,12 @@ def test_runtime_class_handler_runs_the_pod(pods, cri):
     assert {pod.id, cid} <= set(os.listdir(state_root)), os.listdir(state_root)
     other = "runc" if pods.handler == "pyoci" else "pyoci"
     assert not (cri.base / f"runtime-{other}" / NAMESPACE / cid).exists()
-    binary = shutil.which("runc") if pods.handler == "runc" else None
+    binary = shutil.which("runc") if pods.handler == "runc" else engine_runtime
     # what `crictl inspectp` shows: the handler the pod runs with
     info = cri.runtime.PodSandboxStatus(cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod.id, verbose=True)).info
     assert json.loads(info["info"])["runtimeHandler"] == pods.handler
-    state = subprocess.run([binary or os.path.abspath(runtime_executable()), "--root", str(state_root), "state", cid],
-                           capture_output=True, text=True, timeout=30)
+    state = subprocess.run([binary, "--root", str(state_root), "state", cid], capture_output=True, text=True,
+                           timeout=30)
     assert state.returncode == 0, state.stderr
     assert json.loads(state.stdout)["status"] == "running"
 
