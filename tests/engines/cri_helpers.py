@@ -123,6 +123,7 @@ class Cri:
         self.runtime = pb2_grpc.RuntimeServiceStub(self.channel)
         self.images = pb2_grpc.ImageServiceStub(self.channel)
         self.log = base / "containerd.log"
+        self.cgroup_parents: set[str] = set()   # of the pods made, removed at the end
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(["ctr", "--address", str(self.base / "containerd.sock"), "--namespace", NAMESPACE,
@@ -199,6 +200,8 @@ def private_cri(runtimes: dict[str, str], rootfs: Path, pb2, pb2_grpc) -> Iterat
         unmount_under(base)
         subprocess.run(["ip", "netns", "delete", netns], check=False, stderr=subprocess.DEVNULL)
         problems = host.cleanup()
+        for parent in sorted(cri.cgroup_parents if cri is not None else ()):
+            problems += remove_cgroups(parent)
         shutil.rmtree(base, ignore_errors=True)
         if problems:
             raise AssertionError(f"left behind: {problems}")
@@ -208,6 +211,8 @@ def remove_cgroups(name: str) -> list[str]:
     """rmdir ``/sys/fs/cgroup/*/<name>`` bottom-up in every hierarchy; what refused."""
     problems = []
     for group in cgroup_dirs(name):
+        if not os.path.isdir(group):
+            continue
         for dirpath, _dirs, _files in sorted(os.walk(group), key=lambda t: -len(t[0])):
             try:
                 os.rmdir(dirpath)
@@ -225,6 +230,7 @@ class Pod:
         self.cri, self.handler, self.pb, self.share_pid = cri, handler, pb, share_pid
         self.name = f"pod-{uuid.uuid4().hex[:8]}"
         self.cgroup_parent = f"/pyoci-cri-{self.name}"
+        cri.cgroup_parents.add(self.cgroup_parent.lstrip("/"))
         self.log_dir = cri.base / "logs" / self.name
         mode = pb.NamespaceMode
         self.config = pb.PodSandboxConfig(

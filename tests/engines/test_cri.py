@@ -78,9 +78,11 @@ def pods(request, cri):
         yield make
         for pod in made:
             pod.remove()
-        time.sleep(0.2)  # the shims' last log lines
-        left = [item for pod in made for item in pod.leftovers()]
+        deadline = time.monotonic() + 10   # a shim exits after its last Delete has returned
+        while (left := [item for pod in made for item in pod.leftovers()]) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert left == [], f"left behind by {handler}: {left}"
+        time.sleep(0.2)  # the shims' last log lines
         with open(cri.log, "rb") as f:
             f.seek(start)
             lines = f.read().decode(errors="replace").splitlines()
@@ -190,7 +192,7 @@ def test_host_network_pod_with_a_hostname_is_refused(pods, cri):
         metadata=pb.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex, namespace="default"),
         hostname="not-allowed", log_directory=str(cri.base / "logs" / name),
         linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent="/pyoci-cri-refused",
+            cgroup_parent="/pyoci-cri-refused",  # (removed in the finally below)
             security_context=pb.LinuxSandboxSecurityContext(
                 namespace_options=pb.NamespaceOption(network=pb.NamespaceMode.NODE))))
     try:
