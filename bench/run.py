@@ -4,7 +4,8 @@
 
 Each benchmark is its own script (``cli_startup.py``: CLI start-up against ``python -c pass``;
 ``runtime_start.py``: container start against runc; ``cell_latency.py``: the ``%%container``
-magic in a kernel) and is run with this Python; a missing or failing one is reported, the
+magic in a kernel; ``cri_pods.py``: Kubernetes' pod flow through containerd's CRI plugin
+against runc) and is run with this Python; a missing or failing one is reported, the
 others still run.  Benchmarks print ratios; nothing here asserts a timing.
 """
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ["cli_startup.py", "runtime_start.py", "cell_latency.py"]
+BENCHMARKS = ["cli_startup.py", "runtime_start.py", "cell_latency.py", "cri_pods.py"]
 
 
 def main() -> int:

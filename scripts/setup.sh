@@ -14,6 +14,7 @@ APT_PACKAGES=(
   binutils-aarch64-linux-gnu qemu-user  # the exec trampoline: re-assembled and run for every machine it has code for
   python3-ipykernel         # a Jupyter kernel the rootless tests' unprivileged user can run (/usr/bin/python3)
   iproute2 procps util-linux passwd
+  containernetworking-plugins  # CNI bridge/host-local/loopback: pods with their own network (tests/engines/test_cri.py)
   docker-registry skopeo    # a real registry on loopback for image tests
   chromium                  # real browser for the widget rendering test
 )

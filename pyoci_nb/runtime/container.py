@@ -479,9 +479,8 @@ def _fds_for_engine(stdio: tuple, console_fd: int | None, preserve_fds: int) -> 
 
 
 def parse_signal(value: int | str) -> int:
-    """A signal as runc accepts it: ``9``, ``KILL``, ``SIGKILL``, ``sigkill``."""
-    import signal as signal_module
-
+    """A signal as runc accepts it: ``9``, ``KILL``, ``SIGKILL``, ``sigkill``.  The signal
+    module (it imports enum: milliseconds) only for a name: containerd's shim sends numbers."""
     if isinstance(value, int):
         number = value
     else:
@@ -489,6 +488,8 @@ def parse_signal(value: int | str) -> int:
         if text.isdigit():
             number = int(text)
         else:
+            import signal as signal_module
+
             name = text.upper()
             if not name.startswith("SIG"):
                 name = "SIG" + name

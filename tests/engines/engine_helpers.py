@@ -14,6 +14,30 @@ import tarfile
 from pathlib import Path
 
 
+CONTAINERD_CONFIG = """version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
+                    "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+"""
+
+
+def containerd_config(base: Path, cri: bool = False) -> str:
+    """A private containerd's config.toml: everything under ``base`` (root, state, sockets),
+    no debug or metrics listener; the CRI plugin only if ``cri`` (its section follows)."""
+    return CONTAINERD_CONFIG.format(base=base, disabled="" if cri else '"io.containerd.grpc.v1.cri", ')
+
+
 def runtime_executable() -> str | None:
     other = os.environ.get("PYOCI_TEST_RUNTIME")
     if other:
@@ -92,6 +116,23 @@ def unmount_under(directory: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False, stderr=subprocess.DEVNULL)
 
 
+def stop_daemon(daemon, base: Path) -> None:
+    """SIGTERM an engine's daemon (SIGKILL after 30 s), SIGKILL what still mentions ``base``
+    (containerd's shims outlive it by design) and unmount what is left below ``base``."""
+    import signal
+    import subprocess
+
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+    for pid in processes_mentioning(str(base)):
+        os.kill(pid, signal.SIGKILL)
+    unmount_under(base)
+
+
 def processes_mentioning(text: str) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -121,9 +162,11 @@ def rootfs_tarball(rootfs: Path) -> bytes:
     return buf.getvalue()
 
 
-def write_oci_archive(rootfs: Path, dest: Path, image_name: str) -> Path:
+def write_oci_archive(rootfs: Path, dest: Path, image_name: str, cmd: list[str] = ("sh",),
+                      entrypoint: list[str] | None = None) -> Path:
     """Write an OCI image-layout tarball (image-spec: oci-layout, index.json, blobs) holding
-    one layer made of ``rootfs``; ``io.containerd.image.name`` names it for ``ctr images import``."""
+    one layer made of ``rootfs``; ``io.containerd.image.name`` names it for ``ctr images import``.
+    ``cmd``/``entrypoint`` go into the image config (a pod's sandbox image: one that never exits)."""
     layer_tar = rootfs_tarball(rootfs)
     layer = gzip.compress(layer_tar, mtime=0)
     blobs: dict[str, bytes] = {}
@@ -136,7 +179,8 @@ def write_oci_archive(rootfs: Path, dest: Path, image_name: str) -> Path:
     layer_desc = blob(layer, "application/vnd.oci.image.layer.v1.tar+gzip")
     config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
               "os": "linux",
-              "config": {"Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], "Cmd": ["sh"]},
+              "config": {"Env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], "Cmd": list(cmd),
+                         **({"Entrypoint": list(entrypoint)} if entrypoint else {})},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}
     config_desc = blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -9,9 +9,7 @@ daemon, its shims and every directory and cgroup they made are removed afterward
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -20,27 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from engine_helpers import HostPaths, cgroup_dirs, processes_mentioning, unmount_under, write_oci_archive
+from engine_helpers import HostPaths, cgroup_dirs, containerd_config, stop_daemon, write_oci_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 IMAGE = "docker.io/library/pyoci-busybox:test"
-CONFIG = """version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-                    "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{base}/containerd.sock"
-[ttrpc]
-  address = "{base}/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-"""
 
 
 class Ctr:
@@ -73,7 +55,7 @@ def ctr(engine_runtime, busybox_rootfs):
     host = HostPaths(owned=[f"/run/containerd/runc/{namespace}", *cgroup_dirs(namespace)],
                      shared=["/run/containerd", "/run/containerd/runc", "/run/containerd/s",
                              "/run/containerd/fifo"])
-    (base / "config.toml").write_text(CONFIG.format(base=base))
+    (base / "config.toml").write_text(containerd_config(base))
     log = open(base / "containerd.log", "wb")
     daemon = subprocess.Popen(["containerd", "--config", str(base / "config.toml")],
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -94,16 +76,8 @@ def ctr(engine_runtime, busybox_rootfs):
         for container in c("containers", "list", "--quiet").stdout.split():
             c("containers", "delete", container)
         c("images", "remove", IMAGE)
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_daemon(daemon, base)
         log.close()
-        for pid in processes_mentioning(str(base)):  # shims outlive containerd by design
-            os.kill(pid, signal.SIGKILL)
-        unmount_under(base)
         problems = host.cleanup()
         shutil.rmtree(base, ignore_errors=True)
         assert problems == [], problems

@@ -486,3 +486,16 @@ def test_parsing_imports_no_heavy_standard_modules():
         "parser.usage(parser.commands['state'])\n"
     )
     assert modules_loaded_by(code, ("argparse", "re", "json", "enum", "gettext", "locale")) == []
+
+
+def test_kill_with_a_signal_number_imports_no_enum():
+    # containerd's shim runs `kill ID 15` / `kill --all ID 9` for every stop: numbers need no
+    # signal module (it imports enum); names still work
+    code = (
+        "from pyoci_nb.runtime.container import parse_signal\n"
+        "assert parse_signal('15') == 15 and parse_signal(9) == 9\n"
+    )
+    assert modules_loaded_by(code, ("signal", "enum")) == []
+    from pyoci_nb.runtime.container import parse_signal
+
+    assert parse_signal("KILL") == parse_signal("sigkill") == 9
