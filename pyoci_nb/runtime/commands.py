@@ -83,7 +83,7 @@ def run_command(args) -> int:
     relay_end = None
     config_terminal = False
     if not args.detach and not args.console_socket:
-        from pyoci_nb.runtime.container import load_config
+        from pyoci_nb.runtime.preflight import load_config
 
         proc = load_config(os.path.abspath(args.bundle)).get("process")
         # (a malformed process is reported by create's preflight, naming the field)

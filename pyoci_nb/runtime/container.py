@@ -25,15 +25,9 @@ import time
 
 from pyoci_nb.errors import (ConfigError, ContainerError, InvalidState, PyociError)
 from pyoci_nb.richrepr import ReprMixin
-from pyoci_nb.runtime import jsonio, process
+from pyoci_nb.runtime import jsonio
 from pyoci_nb.runtime.children import (drop_subreaper, exit_code, hold_subreaper, kill_quietly, no_collection,
                                        note_exit, wait_readable, waitpid_retry)
-from pyoci_nb.runtime.create import create_here
-from pyoci_nb.runtime.delete import delete_here
-from pyoci_nb.runtime.exec_process import checked_exec_process, exec_detached
-from pyoci_nb.runtime.preflight import bundle_path as _bundle_path
-from pyoci_nb.runtime.preflight import load_config
-from pyoci_nb.runtime.start import start_here
 from pyoci_nb.runtime.state import (StateDir, default_root, derive_status, init_alive, list_ids,
                                     public_state)
 
@@ -50,6 +44,12 @@ def list_ids_quietly(root: str) -> list[str]:
         return list_ids(root)
     except (OSError, PyociError):
         return []
+
+
+def _bundle_path(bundle) -> str:
+    """The absolute path of a bundle given as a path or as anything with a ``.path`` (a Bundle)."""
+    path = getattr(bundle, "path", bundle)
+    return os.path.abspath(os.fspath(path))
 
 
 class Container(ReprMixin):
@@ -170,6 +170,8 @@ class Container(ReprMixin):
         if subreaper:
             hold_subreaper(container._subreaper_key)
         try:
+            from pyoci_nb.runtime.create import create_here  # (only when used: CLI start-up)
+
             with no_collection():
                 create_here(container, bundle_path, console_socket=console_socket, console_fd=console_fd,
                             pid_file=pid_file, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
@@ -184,6 +186,8 @@ class Container(ReprMixin):
     def _create_through_engine(self, bundle, console_socket, console_fd, pid_file, no_pivot, no_new_keyring,
                                preserve_fds, rootless, stdio, start, remove_on_exit, cleanup_paths) -> None:
         from pyoci_nb.runtime.engine import engine
+
+        from pyoci_nb.runtime import process
 
         process.check_preserved_fds(preserve_fds)
         fds, layout = _fds_for_engine(stdio, console_fd, preserve_fds)
@@ -205,6 +209,8 @@ class Container(ReprMixin):
 
             engine().call("start", id=self.id, root=self.root)
             return
+        from pyoci_nb.runtime.start import start_here  # (each operation's modules only when used: CLI start-up)
+
         start_here(self)
 
 
@@ -318,6 +324,8 @@ class Container(ReprMixin):
                 os.close(self._pidfd)
                 self._pidfd = None
             return
+        from pyoci_nb.runtime.delete import delete_here  # (only when used: CLI start-up)
+
         delete_here(self, force)
 
 
@@ -334,6 +342,8 @@ class Container(ReprMixin):
         ``process_config`` is a ``process`` object (as in config.json; default: the config's
         process with ``args`` replaced).  Returns the exit status, or the pid with ``detach``.
         ``popen`` returns a handle instead."""
+        from pyoci_nb.runtime.exec_process import checked_exec_process, exec_detached  # (CLI start-up)
+
         proc = checked_exec_process(self, args, process_config, env, cwd, user, tty, console_socket, console_fd,
                                   preserve_fds, additional_gids, add_capabilities, no_new_privileges)
         stdio = (stdin, stdout, stderr)
@@ -370,6 +380,8 @@ class Container(ReprMixin):
         handle to it, like ``subprocess.Popen``: ``pid``, ``poll()``, ``wait(timeout)``,
         ``send_signal()``, ``kill()``, ``returncode``.  Its stdio are the fds given (default:
         ours), written to directly by the process."""
+        from pyoci_nb.runtime.exec_process import checked_exec_process  # (CLI start-up)
+
         proc = checked_exec_process(self, args, process_config, env, cwd, user, tty, console_socket, None, 0,
                                   None, None, False)
         return self._exec_through_engine(proc, console_socket, None, pid_file, 0, (stdin, stdout, stderr))
@@ -557,6 +569,8 @@ def run(bundle, args: list[str] | None = None, *, id: str | None = None, root: s
     import tempfile
 
     work = None
+    from pyoci_nb.runtime.preflight import load_config
+
     config = load_config(bundle)
     proc = config.setdefault("process", {})
     if not isinstance(proc, dict):

@@ -11,11 +11,6 @@ from pyoci_nb.runtime import hooks, jsonio, namespaces, process
 from pyoci_nb.runtime import syscalls as sc
 
 
-def bundle_path(bundle) -> str:
-    path = getattr(bundle, "path", bundle)
-    return os.path.abspath(os.fspath(path))
-
-
 #: how deeply config.json may nest arrays and objects.  The spec's deepest field
 #: (linux.seccomp.syscalls[].args[]) is 6 levels down; the limit keeps every later step (the
 #: state file holds the config one level down, hooks get JSON) far from Python's recursion limit.
