@@ -15,6 +15,7 @@ APT_PACKAGES=(
   python3-ipykernel         # a Jupyter kernel the rootless tests' unprivileged user can run (/usr/bin/python3)
   iproute2 procps util-linux passwd
   docker-registry skopeo    # a real registry on loopback for image tests
+  umoci openssl             # image tests: the reference unpacker; the test token server signs JWTs
   chromium                  # real browser for the widget rendering test
 )
 
