@@ -3,7 +3,7 @@
 The runtime config is the default one (``runc spec``) with the image config's ``config`` applied:
 
 * ``process.args`` = ``Entrypoint`` + ``Cmd`` (either may be empty);
-* ``process.env`` = ``Env`` (a default ``PATH`` added when the image sets none);
+* ``process.env`` = the default ``PATH`` and ``TERM`` overridden and extended by ``Env``;
 * ``process.cwd`` = ``WorkingDir`` (``/`` when empty);
 * ``process.user`` = ``User`` (``uid``, ``uid:gid``, ``name`` or ``name:group``; names looked up
   in the image's ``/etc/passwd`` and ``/etc/group``, as conversion.md says);
@@ -37,10 +37,9 @@ def runtime_config(image: Image, base: dict, layer_dirs_top_first: list) -> dict
     args = list(c.get("Entrypoint") or []) + list(c.get("Cmd") or [])
     if args:
         process["args"] = args
-    env = list(c.get("Env") or [])
-    if not any(item.startswith("PATH=") for item in env):
-        env.insert(0, DEFAULT_PATH)
-    process["env"] = env
+    env = {item.partition("=")[0]: item for item in process.get("env") or [DEFAULT_PATH]}
+    env.update((item.partition("=")[0], item) for item in c.get("Env") or [])   # the image's win, as in umoci
+    process["env"] = list(env.values())
     process["cwd"] = c.get("WorkingDir") or "/"
     if c.get("User"):
         process["user"] = resolve_user(c["User"], layer_dirs_top_first, str(image.reference))
@@ -134,6 +133,7 @@ def image_root(image: Image, bundle: Path, base: dict, overlay: bool) -> tuple[d
         dirs = list(reversed(image.layer_dirs()))
         snapshot = Snapshot.create(dirs, bundle / "snapshot")
         config = snapshot.apply_to(runtime_config(image, base, dirs))
+        config["root"]["readonly"] = False     # as umoci: the container's changes go to the upper dir
         return config, snapshot, str(snapshot.rootfs)
     rootfs = bundle / "rootfs"
     for layer in image.layers:

@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -170,6 +169,7 @@ class ImageStore:
         """The layer's overlay lower directory, unpacked on first use through the safe extractor
         (``safetar``: whiteouts as overlayfs whiteouts, nothing outside the directory)."""
         from pyoci_nb.rootfs.safetar import safe_extract
+        from pyoci_nb.rootfs.tree import remove_tree
 
         target = self.layer_path(diff_id)
         if target.is_dir():
@@ -184,7 +184,7 @@ class ImageStore:
                                  xattrs=True, max_bytes=LAYER_MAX_BYTES)
                     os.rename(work / "tree", target)
                 finally:
-                    shutil.rmtree(work, ignore_errors=True)
+                    remove_tree(work)
         return target
 
     # -- references ----------------------------------------------------------------------------
@@ -279,8 +279,6 @@ def _decompressed(raw, media_type: str, where: str):
         while chunk := reader.read(1 << 20):
             yield chunk
     except (OSError, EOFError) as exc:
-        if isinstance(exc, ImageError):
-            raise
         raise ImageError("damaged compressed layer", where=where, why=str(exc)) from None
     except Exception as exc:
         if type(exc).__name__ == "ZstdError":
