@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ["cli_startup.py", "runtime_start.py", "cell_latency.py"]
+BENCHMARKS = ["cli_startup.py", "runtime_start.py", "cell_latency.py", "images.py"]
 
 
 def main() -> int:
