@@ -17,7 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", default=None, help="the image store (default: $PYOCI_IMAGE_STORE, "
                         "/var/lib/pyoci-nb/images as root, $XDG_DATA_HOME/pyoci-nb/images otherwise)")
     sub = parser.add_subparsers(dest="command", required=True)
-    pull = sub.add_parser("pull", help="pull an image (progress bars on a terminal)")
+    pull = sub.add_parser("pull", help="pull an image from a registry, or from oci:DIR:TAG, "
+                          "oci-archive:FILE:TAG, docker-archive:FILE:REPO:TAG (progress bars on a terminal)")
     pull.add_argument("reference")
     pull.add_argument("--insecure", action="store_true", help="allow plain HTTP to a non-loopback registry")
     pull.add_argument("--platform", default=None, metavar="OS/ARCH[/VARIANT]", help="e.g. linux/arm64/v8")
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pyoci_nb.errors import PyociError
-    from pyoci_nb.image import Image, ImageError, ImageStore, parse_reference, pull, unpack_bundle
+    from pyoci_nb.image import Image, ImageError, ImageStore, parse_source, pull, unpack_bundle
 
     store = ImageStore(args.store)
     try:
@@ -58,16 +59,16 @@ def main(argv: list[str] | None = None) -> int:
             for name, record in sorted(store.references().items()):
                 print(f"{name}\t{record['manifest']}")
         elif args.command == "inspect":
-            image = Image.load(parse_reference(args.reference), store)
+            image = Image.load(parse_source(args.reference), store)
             if args.json:
                 print(json.dumps({"manifest": image.manifest, "config": image.config}, indent=2))
             else:
                 print(image.text())
         elif args.command == "unpack":
-            image = Image.load(parse_reference(args.reference), store)
+            image = Image.load(parse_source(args.reference), store)
             print(unpack_bundle(image, args.bundle, overlay=False if args.flat else None))
         elif args.command == "rm":
-            ref = parse_reference(args.reference)
+            ref = parse_source(args.reference)
             if not store.untag(ref.key):
                 raise ImageError("image not in the local store", where=ref.key, hint="see `pyoci-image list`")
         elif args.command == "prune":

@@ -14,6 +14,7 @@ import json
 import platform as _platform
 from dataclasses import dataclass
 
+from pyoci_nb.image.layout import LayoutSource, LocalReference, parse_local
 from pyoci_nb.image.reference import ImageError, Reference, parse_reference
 from pyoci_nb.image.registry import INDEX_TYPES, MANIFEST_TYPES, RegistryClient
 from pyoci_nb.image.store import LAYER_TYPES, ImageStore
@@ -38,6 +39,12 @@ def platform_text(p: dict | None) -> str:
     if not p:
         return "unknown"
     return "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+
+
+def parse_source(text: str) -> Reference | LocalReference:
+    """A registry reference (``parse_reference``) or a local one (``oci:DIR:TAG``,
+    ``oci-archive:FILE:TAG``, ``docker-archive:FILE:REPO:TAG``)."""
+    return parse_local(text) or parse_reference(text)
 
 
 def choose_manifest(index: dict, wanted: dict, where: str) -> dict:
@@ -78,7 +85,7 @@ class Image:
     reference named an index), ``manifest``, ``config`` (the image config JSON), ``platform``,
     ``layers``; ``layer_dirs()`` unpacks the layers (once) as overlay lower directories."""
 
-    def __init__(self, store: ImageStore, reference: Reference, manifest_digest: str,
+    def __init__(self, store: ImageStore, reference: Reference | LocalReference, manifest_digest: str,
                  index_digest: str | None = None):
         self.store = store
         self.reference = reference
@@ -90,10 +97,10 @@ class Image:
         self.layers = self._layers()
 
     @classmethod
-    def load(cls, reference: str | Reference, store: ImageStore | None = None) -> Image:
+    def load(cls, reference: str | Reference | LocalReference, store: ImageStore | None = None) -> Image:
         """The image stored under ``reference`` (pulled before); ``ImageError`` if it is not there."""
         store = store or ImageStore()
-        ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+        ref = parse_source(reference) if isinstance(reference, str) else reference
         record = store.lookup(ref.key)
         if record is None:
             raise ImageError("image not in the local store", where=str(ref), hint=f"pull it first: pull({str(ref)!r})")
@@ -184,17 +191,20 @@ def _json(data: bytes, where: str) -> dict:
 def pull(reference: str, *, store: ImageStore | None = None, platform: dict | None = None,
          insecure: bool = False, credentials: tuple[str, str] | None = None,
          progress: bool = True) -> Image:
-    """Pull ``reference`` from its registry into the local store and return the ``Image``.
+    """Pull ``reference`` from its registry (or a local ``oci:``, ``oci-archive:`` or
+    ``docker-archive:`` source) into the local store and return the ``Image``.
 
     Resolves the tag (or digest) to a manifest, choosing this host's platform (or ``platform``)
     in an index; downloads the config and each missing layer blob with a progress bar
     (``tqdm.auto``: a widget in a notebook), every blob verified against its digest before it
     enters the store.  Blobs already in the store are not downloaded again; a download that
     broke off resumes."""
-    ref = parse_reference(reference) if isinstance(reference, str) else reference
+    ref = parse_source(reference) if isinstance(reference, str) else reference
     store = store or ImageStore()
     store.ensure()
-    with RegistryClient(ref, credentials=credentials, insecure=insecure) as client:
+    source = (LayoutSource(ref) if isinstance(ref, LocalReference)
+              else RegistryClient(ref, credentials=credentials, insecure=insecure))
+    with source as client:
         body, media_type, digest = client.manifest(ref.reference)
         document = _json(body, str(ref))
         media_type = document.get("mediaType") or media_type
@@ -220,12 +230,12 @@ def pull(reference: str, *, store: ImageStore | None = None, platform: dict | No
             _fetch(client, store, descriptor, progress, str(ref))
         store.add_bytes(digest, body)
     store.tag(ref.key, {"manifest": digest, "index": index_digest})
-    if ref.tag and ref.digest:
+    if isinstance(ref, Reference) and ref.tag and ref.digest:
         store.tag(f"{ref.name}:{ref.tag}", {"manifest": digest, "index": index_digest})
     return Image(store, ref, digest, index_digest)
 
 
-def _fetch(client: RegistryClient, store: ImageStore, descriptor: dict, progress: bool, where: str) -> None:
+def _fetch(client: RegistryClient | LayoutSource, store: ImageStore, descriptor: dict, progress: bool, where: str) -> None:
     digest, size = descriptor.get("digest"), descriptor.get("size")
     if not isinstance(size, int) or size < 0 or not isinstance(digest, str):
         raise ImageError("invalid descriptor", where=where, why=f"digest {digest!r}, size {size!r}")
@@ -247,10 +257,10 @@ def _fetch(client: RegistryClient, store: ImageStore, descriptor: dict, progress
 def image_for(reference: str, *, store: ImageStore | None = None, pull_missing: bool = True, **pull_options) -> Image:
     """The stored image for ``reference``, pulled first when it is not in the store."""
     store = store or ImageStore()
-    ref = parse_reference(reference)
+    ref = parse_source(reference)
     if store.lookup(ref.key) is None and pull_missing:
         return pull(reference, store=store, **pull_options)
     return Image.load(ref, store)
 
 
-__all__ = ["Image", "Layer", "choose_manifest", "host_platform", "image_for", "pull"]
+__all__ = ["Image", "Layer", "choose_manifest", "host_platform", "image_for", "parse_source", "pull"]

@@ -235,10 +235,10 @@ class CellOptions:
                               why="names are 1-128 characters: letters, digits, '_', '.', '-', "
                                   "starting with a letter or digit", hint="e.g. --name web1")
         if args.image is not None:
-            from pyoci_nb.image.reference import ImageError, parse_reference
+            from pyoci_nb.image.image import ImageError, parse_source
 
             try:                                # a bad reference is refused before anything is made
-                parse_reference(args.image)
+                parse_source(args.image)
             except ImageError as exc:
                 raise ImageError(exc.what, where="--image", why=exc.why, hint=exc.hint) from None
             if args.bundle is not None or args.rootfs is not None:
