@@ -135,6 +135,40 @@ class Image:
         """The unpacked layers, base first (overlayfs wants them top first: reverse them)."""
         return [self.store.unpacked_layer(layer.digest, layer.media_type, layer.diff_id) for layer in self.layers]
 
+    def changes(self) -> list[dict[str, list[str]]]:
+        """Per layer (base first) the paths it ``added``, ``changed`` (present in a layer below)
+        and ``removed`` (its whiteouts; an opaque directory counts as ``DIR/*``), read from the
+        unpacked layers (unpacking them if needed)."""
+        import os
+        import stat
+
+        present: set[str] = set()
+        result = []
+        for layer_dir in self.layer_dirs():
+            added, changed, removed = [], [], []
+            for dirpath, dirnames, filenames in os.walk(layer_dir):
+                rel_dir = os.path.relpath(dirpath, layer_dir)
+                if rel_dir != "." and _is_opaque(dirpath):
+                    removed.append(f"{rel_dir}/*")
+                    present.difference_update({p for p in present if p.startswith(rel_dir + "/")})
+                for name in dirnames + filenames:
+                    rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                    st = os.lstat(os.path.join(dirpath, name))
+                    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                        removed.append(rel)
+                        present.difference_update({p for p in present if p == rel or p.startswith(rel + "/")})
+                    elif rel in present:
+                        if not stat.S_ISDIR(st.st_mode):
+                            changed.append(rel)
+                    else:
+                        added.append(rel)
+                        present.add(rel)
+            result.append({"added": sorted(added), "changed": sorted(changed), "removed": sorted(removed)})
+        return result
+
+    def _unpacked(self) -> bool:
+        return all(self.store.layer_path(layer.diff_id).is_dir() for layer in self.layers)
+
     # -- reprs ---------------------------------------------------------------------------------
     def __repr__(self) -> str:
         return f"<Image {self.reference} {self.manifest_digest[:19]} {platform_text(self.platform)}>"
@@ -163,9 +197,12 @@ class Image:
 
         e = html.escape
         c = self.process_config
+        # per layer files added/changed/removed, when the layers are unpacked already (a repr unpacks nothing)
+        changes = self.changes() if self._unpacked() else [None] * len(self.layers)
         rows = "".join(f"<tr><td><code>{e(layer.digest[:19])}</code></td><td>{e(size_text(layer.size))}</td>"
-                       f"<td>{e(layer.media_type.rsplit('.', 1)[-1])}</td><td><code>{e(layer.history)}</code></td></tr>"
-                       for layer in self.layers)
+                       f"<td>{e(layer.media_type.rsplit('.', 1)[-1])}</td><td><code>{e(layer.history)}</code></td>"
+                       f"<td>{_change_text(change)}</td></tr>"
+                       for layer, change in zip(self.layers, changes))
         facts = [("manifest", self.manifest_digest), ("index", self.index_digest or ""),
                  ("platform", platform_text(self.platform)),
                  ("command", json.dumps((c.get("Entrypoint") or []) + (c.get("Cmd") or []))),
@@ -175,7 +212,25 @@ class Image:
                        for k, v in facts if v)
         return (f"<div class='pyoci-image'><b>Image</b> <code>{e(str(self.reference))}</code>"
                 f"<table>{head}</table><table><tr><th>layer</th><th>size</th><th>type</th>"
-                f"<th>created by</th></tr>{rows}</table></div>")
+                f"<th>created by</th><th>files</th></tr>{rows}</table></div>")
+
+
+def _is_opaque(directory: str) -> bool:
+    import os
+
+    try:
+        return os.getxattr(directory, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _change_text(change: dict | None) -> str:
+    """``+added ~changed -removed`` with the removed paths in a tooltip ("" when unknown)."""
+    if change is None:
+        return ""
+    title = html.escape("removed: " + ", ".join(change["removed"][:20])) if change["removed"] else ""
+    return (f"<span title='{title}'>+{len(change['added'])} ~{len(change['changed'])} "
+            f"-{len(change['removed'])}</span>")
 
 
 def _json(data: bytes, where: str) -> dict:

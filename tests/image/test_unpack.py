@@ -134,6 +134,16 @@ def test_bundle_from_image_runs_with_the_images_env_on_an_overlay(whiteout_image
     assert not (whiteout_image.layer_dirs()[-1] / "data" / "new").exists()
 
 
+def test_per_layer_changes_added_changed_and_whited_out(whiteout_image):
+    assert "<th>files</th>" in whiteout_image._repr_html_() and "+" not in whiteout_image._repr_html_().split("files")[1][:60]
+    base, second, third = whiteout_image.changes()
+    assert "bin/busybox" in base["added"] and base["changed"] == base["removed"] == []
+    assert {"etc/motd", "data/a", "tool", "opaque/old2/x"} <= set(second["added"]) and second["removed"] == []
+    assert third["removed"] == ["data/sub", "etc/motd", "opaque/*"]
+    assert third["changed"] == ["replaced"] and "opaque/new" in third["added"] and "data/b" in third["added"]
+    assert "-3</span>" in whiteout_image._repr_html_()
+
+
 def test_the_store_lists_untags_and_prunes(whiteout_image, store):
     layers = whiteout_image.layer_dirs()
     assert all(p.is_dir() for p in layers)
