@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from registry_harness import SKOPEO, tar_bytes
@@ -40,25 +42,21 @@ def test_oci_layout_directory(layout, tagged, store, tmp_path):
     assert _run_motd(image, tmp_path) == ["layout", "from a layout"]
 
 
-def test_oci_archive_written_by_skopeo(layout, tagged, store, tmp_path):
+@pytest.mark.parametrize("transport, name, media_type", [
+    ("oci-archive", "v1", "application/vnd.oci.image.manifest.v1+json"),
+    ("docker-archive", "demo/app:v1", "application/vnd.docker.distribution.manifest.v2+json"),
+])
+def test_archives_written_by_skopeo(transport, name, media_type, layout, tagged, store, tmp_path):
     archive = tmp_path / "image.tar"
-    subprocess.run([SKOPEO, "copy", "--quiet", f"oci:{layout.path}:v1", f"oci-archive:{archive}:v1"],
+    subprocess.run([SKOPEO, "copy", "--quiet", f"oci:{layout.path}:v1", f"{transport}:{archive}:{name}"],
                    check=True, capture_output=True)
-    image = pull(f"oci-archive:{archive}:v1", store=store, progress=False)
-    assert image.process_config["Env"] == ["FROM=layout"]
-    assert _run_motd(image, tmp_path) == ["layout", "from a layout"]
-
-
-def test_docker_archive_written_by_skopeo(layout, tagged, store, tmp_path):
-    archive = tmp_path / "docker.tar"
-    subprocess.run([SKOPEO, "copy", "--quiet", f"oci:{layout.path}:v1", f"docker-archive:{archive}:demo/app:v1"],
-                   check=True, capture_output=True)
-    image = pull(f"docker-archive:{archive}:demo/app:v1", store=store, progress=False)
-    assert image.manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    image = pull(f"{transport}:{archive}:{name}", store=store, progress=False)
+    assert image.manifest["mediaType"] == media_type and image.process_config["Env"] == ["FROM=layout"]
     assert _run_motd(image, tmp_path) == ["layout", "from a layout"]
     with pytest.raises(ImageError) as info:
-        pull(f"docker-archive:{archive}:demo/app:nope", store=store, progress=False)
-    assert "no image tagged 'demo/app:nope'" in str(info.value) and "demo/app:v1" in str(info.value)
+        pull(f"{transport}:{archive}:{name[:-2]}nope", store=store, progress=False)
+    assert f"no image tagged '{name[:-2]}nope'" in str(info.value) and name in str(info.value)
+    assert list(Path(tempfile.gettempdir()).glob("pyoci-image-archive-*")) == []   # the unpacked archive is gone
 
 
 def test_tampered_layout_blob_is_refused(layout, tagged, store):
