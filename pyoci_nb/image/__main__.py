@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pyoci-image: interrupted (a pull resumes where it stopped)", file=sys.stderr)
         return 130
+    except Exception as exc:        # a bug: one line saying what to report, not a traceback
+        print(f"pyoci-image: internal error: {type(exc).__name__}: {exc} (please report it with the "
+              "command line)", file=sys.stderr)
+        return 1
     return 0
 
 

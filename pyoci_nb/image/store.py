@@ -69,8 +69,13 @@ class ImageStore:
     def ensure(self) -> Path:
         """Create the store (0700, ours) on first use; refuse one of another user or open to others."""
         if not self._ready:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as exc:
+                raise ImageError("cannot use the image store", where=str(self.root), why=exc.strerror or str(exc),
+                                 hint="it must be a directory of yours (not a symbolic link); "
+                                      "set PYOCI_IMAGE_STORE to choose another") from None
             try:
                 st = os.fstat(fd)
                 if st.st_uid != os.geteuid():

@@ -39,9 +39,13 @@ def test_pull_list_inspect_unpack_rm_prune(registry, layout, busybox_layer, tmp_
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
     bad = cli(tmp_path / "store", "pull", "Not/Valid")
     assert bad.returncode == 1
     assert bad.stderr.startswith("pyoci-image: reference: invalid repository name 'Not/Valid'")
     assert "Traceback" not in bad.stderr
     missing = cli(tmp_path / "store", "inspect", "127.0.0.1:1/none:1")
     assert missing.returncode == 1 and "image not in the local store" in missing.stderr
+    unusable = cli(tmp_path / "file" / "store", "pull", "127.0.0.1:1/x:1")
+    assert unusable.returncode == 1 and "Traceback" not in unusable.stderr
+    assert f"pyoci-image: {tmp_path / 'file' / 'store'}: cannot use the image store" in unusable.stderr
