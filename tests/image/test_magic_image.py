@@ -60,3 +60,23 @@ def test_missing_image_is_a_clear_error_and_leaves_nothing(kernel, clean_after, 
         assert bundle_entries(kernel.magic_root) == [] and state_entries(kernel.magic_root) == []
     finally:
         kernel.execute("os.environ.pop('PYOCI_IMAGE_STORE', None)")
+
+
+def test_named_container_of_an_image_keeps_its_files_across_cells(kernel, clean_after, registry, layout,
+                                                                   busybox_layer, tmp_path):
+    store = tmp_path / "image-store"
+    layout.tag("v1", layout.image([busybox_layer], config={"Env": ["PATH=/bin", "ROLE=named"]}))
+    registry.push(layout.path, "v1", "demo/named:v1")
+    kernel.execute(f"import os; os.environ['PYOCI_IMAGE_STORE'] = {str(store)!r}")
+    try:
+        first = kernel.execute(f"%%container --name imgbox --image {registry.host}/demo/named:v1\n"
+                               "echo $ROLE > /kept\n")
+        assert first.ok, (first.error, first.stderr)
+        second = kernel.execute("%%container --name imgbox\ncat /kept\n")
+        assert second.ok and second.stdout == "named\n"
+        listing = kernel.execute("%containers")
+        assert f"{registry.host}/demo/named:v1" in str(listing.data) + listing.stdout
+        assert kernel.execute("%container_rm imgbox").ok
+        assert bundle_entries(kernel.magic_root) == [] and mounts_under(store, everywhere=True) == []
+    finally:
+        kernel.execute("os.environ.pop('PYOCI_IMAGE_STORE', None)")
