@@ -4,7 +4,6 @@ storage removed, also when the test fails), the busybox base layer, a private im
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -50,35 +49,3 @@ def store(tmp_path):
     from pyoci_nb.rootfs.tree import remove_tree
 
     remove_tree(s.root)
-
-
-def tree_of(root: Path) -> dict:
-    """Everything umoci/our unpack must agree on, per path: type, mode, owner, link target or
-    content digest (the root directory itself left out)."""
-    import hashlib
-    import stat
-
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            st = os.lstat(path)
-            rel = str(path.relative_to(root))
-            if stat.S_ISLNK(st.st_mode):
-                value = os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                value = hashlib.sha256(path.read_bytes()).hexdigest()
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                value = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-            else:
-                value = None
-            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, value)
-    return out
-
-
-@pytest.fixture
-def cleanup_paths():
-    paths: list[Path] = []
-    yield paths
-    for p in paths:
-        shutil.rmtree(p, ignore_errors=True)

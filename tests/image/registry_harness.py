@@ -181,6 +181,29 @@ class OciLayout:
         (self.path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": self.refs}))
 
 
+def tree_of(root: Path) -> dict:
+    """Everything umoci/our unpack must agree on, per path: type, mode, owner, link target or
+    content digest (the root directory itself left out)."""
+    import stat
+
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = os.lstat(path)
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                value = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                value = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                value = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+            else:
+                value = None
+            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, value)
+    return out
+
+
 # ------------------------------------------------------------------------------------ token server
 class TokenServer:
     """A distribution token server (``docs/spec/auth/token.md``): GET ?service=&scope= -> a JWT

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tree_of
-from registry_harness import tar_bytes
+from registry_harness import tar_bytes, tree_of
 
 import pyoci_nb
 from pyoci_nb.image import ImageError, pull
@@ -101,7 +100,7 @@ def test_flat_unpack_gives_umocis_tree_and_config(whiteout_image, layout, tmp_pa
 def _overlay_view(lowerdirs: list[Path]) -> dict:
     """The tree of a real read-only overlay mount of ``lowerdirs`` (top first), mounted in a
     private mount namespace that goes away with the command."""
-    walker = ("import json,sys; sys.path.insert(0, sys.argv[1]); from conftest import tree_of; "
+    walker = ("import json,sys; sys.path.insert(0, sys.argv[1]); from registry_harness import tree_of; "
               "from pathlib import Path; print(json.dumps(tree_of(Path(sys.argv[2]))))")
     script = (f'mount -t overlay overlay -o lowerdir={":".join(map(str, lowerdirs))} /mnt && '
               f'exec "{sys.executable}" -c "$0" "{Path(__file__).parent}" /mnt')
