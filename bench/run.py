@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ["cli_startup.py", "runtime_start.py", "cell_latency.py", "cri_pods.py"]
+BENCHMARKS = ["cli_startup.py", "runtime_start.py", "cell_latency.py", "cri_pods.py", "images.py"]
 
 
 def main() -> int:

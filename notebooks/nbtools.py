@@ -6,6 +6,8 @@
 * ``ws.pyoci(*args)`` -- run the ``pyoci`` command line (runc's commands and flags) against that
   state root and show what it printed, with the workspace path shortened to ``$WS``.
 * ``ws.bundle(name, ...)`` -- a busybox bundle (``pyoci_nb.Bundle.create``) inside the workspace.
+* ``ws.registry()`` -- a real registry (Debian's ``docker-registry``) on a loopback port, its
+  storage in the workspace; stopped by ``cleanup()``.
 * ``ws.cleanup()`` -- ``delete --force`` every container left in the state root, then remove the
   workspace.  Every notebook calls it in its last cell.
 """
@@ -104,9 +106,35 @@ class Workspace:
         bundle.save()
         return bundle
 
+    def registry(self) -> str:
+        """Start ``docker-registry`` on 127.0.0.1 (a free port, storage in ``$WS/registry``) and
+        return its ``HOST:PORT``; ``cleanup()`` stops it."""
+        import socket
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = self.dir / "registry.yml"
+        config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                          f"    rootdirectory: {self.dir / 'registry'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+        self._registry = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(400):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return f"127.0.0.1:{port}"
+            time.sleep(0.05)
+        raise RuntimeError("docker-registry did not start")
+
     def cleanup(self) -> None:
-        """Force-delete every container in the state root and remove the workspace."""
+        """Force-delete every container in the state root, stop the registry, remove the workspace."""
         from pyoci_nb.rootfs.tree import remove_tree
+
+        registry = getattr(self, "_registry", None)
+        if registry is not None:
+            registry.terminate()
+            registry.wait(10)
 
         left = []
         if self.state.exists():

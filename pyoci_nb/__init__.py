@@ -33,6 +33,8 @@ _LAZY = {
     "run": "pyoci_nb.runtime.container:run",
     "list_containers": "pyoci_nb.runtime.container:list_containers",
     "probe": "pyoci_nb.notebook.probe:probe",
+    "pull": "pyoci_nb.image.image:pull",
+    "Image": "pyoci_nb.image.image:Image",
     "SpecEditor": "pyoci_nb.notebook.widgets:SpecEditor",
     "BundleBrowser": "pyoci_nb.notebook.widgets:BundleBrowser",
     "ContainerPanel": "pyoci_nb.notebook.widgets:ContainerPanel",

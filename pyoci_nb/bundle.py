@@ -133,6 +133,22 @@ class Bundle(ReprMixin):
             bundle._spec = spec_obj
         return bundle
 
+    @classmethod
+    def from_image(cls, image, path: str | os.PathLike, *, overlay: bool | None = None,
+                   pull: bool = True, **pull_options) -> "Bundle":
+        """A bundle in ``path`` (new or empty, made 0700) from an OCI image, as ``umoci unpack``
+        makes one (image-spec ``conversion.md``): config.json with ``process.args`` =
+        Entrypoint + Cmd, ``env`` = Env, ``cwd`` = WorkingDir, ``user`` = User, labels, exposed
+        ports and volumes as annotations; the root filesystem an overlay snapshot of the local
+        store's shared layers (``overlay=None``: where overlays can be mounted) or flat.
+        ``image``: an ``Image`` or a reference (pulled first when not in the store and ``pull``;
+        ``pull_options`` go to ``pyoci_nb.image.pull``)."""
+        from pyoci_nb.image import Image, image_for, unpack_bundle
+
+        if not isinstance(image, Image):
+            image = image_for(str(image), pull_missing=pull, **pull_options)
+        return cls(unpack_bundle(image, path, overlay=overlay))
+
     # ------------------------------------------------------------------ config
     @property
     def config_path(self) -> Path:

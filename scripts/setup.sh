@@ -16,6 +16,7 @@ APT_PACKAGES=(
   iproute2 procps util-linux passwd
   containernetworking-plugins  # CNI bridge/host-local/loopback: pods with their own network (tests/engines/test_cri.py)
   docker-registry skopeo    # a real registry on loopback for image tests
+  umoci openssl             # image tests: the reference unpacker; the test token server signs JWTs
   chromium                  # real browser for the widget rendering test
 )
 

@@ -235,11 +235,16 @@ class CellOptions:
                               why="names are 1-128 characters: letters, digits, '_', '.', '-', "
                                   "starting with a letter or digit", hint="e.g. --name web1")
         if args.image is not None:
-            raise UnsupportedError("--image is not supported yet", where="--image",
-                                   why="pulling and unpacking OCI images is not part of pyoci_nb yet",
-                                   hint="use --rootfs busybox|host|DIR or --bundle DIR "
-                                        "(pyoci_nb.rootfs.from_tar(tarball, dest) unpacks a root "
-                                        "filesystem tarball for --rootfs DIR)")
+            from pyoci_nb.image.image import ImageError, parse_source
+
+            try:                                # a bad reference is refused before anything is made
+                parse_source(args.image)
+            except ImageError as exc:
+                raise ImageError(exc.what, where="--image", why=exc.why, hint=exc.hint) from None
+            if args.bundle is not None or args.rootfs is not None:
+                raise ConfigError("--image cannot be combined with --bundle or --rootfs", where="--image",
+                                  why="an image brings its own root filesystem and process defaults",
+                                  hint="drop --bundle/--rootfs")
         if args.net == "bridge":
             raise UnsupportedError("--net bridge is not supported yet", where="--net",
                                    why="bridge networking (a veth pair to a host bridge) is not part "
@@ -648,6 +653,10 @@ class MagicSession:
                                   why=str(exc)) from None
             _absolute_bind_sources(base, source)
             root_path = str((source / base.get("root", {}).get("path", "rootfs")).absolute())
+        elif options.image is not None:  # the image's layers from the shared store, under a snapshot
+            from pyoci_nb.image.bundle import cell_root
+
+            base, snapshot, root_path = cell_root(options.image, bundle, options.rootless)
         else:
             base = default_config(rootless=options.rootless)
             kind = options.rootfs or "busybox"
@@ -787,7 +796,7 @@ class MagicSession:
         finally:
             os.close(null)
         container = NamedContainer(name, container_id, bundle, time.time(), options.creation_values(),
-                                   options.bundle or options.rootfs or "busybox")
+                                   options.bundle or options.image or options.rootfs or "busybox")
         self.named[name] = container
         return container
 
@@ -956,7 +965,9 @@ class ContainerMagics(Magics):
                    "few programs copied from the host with their libraries, built once per kernel and "
                    "shared read-only, with tmpfs on /tmp, /var/tmp, /run, /root, /home) or a directory "
                    "(used in place)")
-    @argument("--image", default=None, help="an OCI image (not supported yet)")
+    @argument("--image", default=None, metavar="REF", help="an OCI image (e.g. 127.0.0.1:5000/demo:1), pulled "
+              "into the local image store on first use; its layers are shared read-only under the "
+              "container's overlay and its Env, WorkingDir and User apply")
     @argument("--shell", default=None, metavar="PROG", help="run the cell as PROG -c BODY (default /bin/sh), "
               "e.g. python3 with --rootfs host")
     @argument("--hostname", default=None, help="the container's hostname (default: its name, or pyoci)")

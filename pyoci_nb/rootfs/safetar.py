@@ -31,6 +31,22 @@ members stay sparse (only their data regions are written).  Modes (setuid includ
 owners (when root, as ``tar --numeric-owner``), timestamps, links and device nodes are kept inside
 the tree, unlike ``tarfile``'s ``filter="data"`` which drops them.  All members are checked before
 the first byte is written; if extraction still fails, everything extracted is removed.
+
+OCI image layers (image-spec ``layer.md``) are tar archives with *whiteouts*: an empty member
+``DIR/.wh.NAME`` says that ``DIR/NAME`` of the layers below is deleted, and ``DIR/.wh..wh..opq``
+(an *opaque* whiteout) that every entry of ``DIR`` in the layers below is; whiteouts apply only to
+lower layers, never to siblings in the same layer.  ``whiteouts=`` turns their handling on:
+
+* ``"overlay"`` (``safe_extract``, a new directory per layer): written as overlayfs expects in a
+  lower directory -- ``NAME`` becomes a character device 0/0 and an opaque directory gets the
+  ``trusted.overlay.opaque=y`` extended attribute (root only; see ``overlayfs.rst``);
+* ``"apply"`` (``apply_layer``, a flat root filesystem made of the layers in order): the whited-out
+  entries of the tree below are removed first, then the layer's members are written over the tree,
+  an entry of another kind than the member's being replaced as ``umoci unpack`` does.
+
+Other ``.wh..wh.*`` names (aufs metadata) are skipped.  Extended attributes (pax ``SCHILY.xattr``)
+are kept when ``xattrs=True`` and the caller is root, but only ``user.*`` and
+``security.capability``: an image must not set ``trusted.overlay.*`` (it would redirect overlayfs).
 """
 
 from __future__ import annotations
@@ -82,11 +98,20 @@ class _BoundedTarInfo(tarfile.TarInfo):
         return super()._proc_member(tarfile_)
 
 
+#: The prefix of an OCI whiteout member's base name, and the name of an opaque whiteout.
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+#: The extended attribute overlayfs reads to make a directory of an upper/lower layer opaque.
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+_KEPT_XATTRS = ("user.", "security.capability")
+
+
 @dataclass
 class _Planned:
     member: tarfile.TarInfo
     parts: tuple[str, ...]          # the normalised relative path; () is the archive's root entry
     link_parts: tuple[str, ...] = ()  # hard link target, normalised
+    whiteout: str | None = None     # "entry" (parts = the deleted path) or "opaque" (parts = the directory)
 
     @property
     def name(self) -> str:
@@ -110,7 +135,8 @@ def safe_extract(tarball: str | os.PathLike, dest: str | os.PathLike, *,
                  mode: int = 0o700,
                  max_bytes: int = DEFAULT_MAX_BYTES,
                  max_entries: int = DEFAULT_MAX_ENTRIES,
-                 verify: Callable[[int, Path], None] | None = None) -> Path:
+                 verify: Callable[[int, Path], None] | None = None,
+                 whiteouts: str | None = None, xattrs: bool = False) -> Path:
     """Extract ``tarball`` (plain, gzip, bzip2 or xz) into ``dest``, a new or empty directory
     owned by the caller, following the module's rules; return ``dest``.
 
@@ -119,25 +145,56 @@ def safe_extract(tarball: str | os.PathLike, dest: str | os.PathLike, *,
     filesystem; ``None``: nowhere).  ``mode``: the permissions of ``dest`` itself (the archive's
     ``.`` entry never changes them).  ``max_bytes``/``max_entries``: the limits of rule 7.
     ``verify(dest_fd, dest)``, when given, runs after extraction with a descriptor of ``dest``
-    and may raise to refuse the result.  Violations raise ``error`` (``RootfsError`` or
-    ``BundleError``) with ``where`` the tarball, the member named in the message and the rule in
-    ``why``; nothing is left in ``dest``.
+    and may raise to refuse the result.  ``whiteouts``: ``None`` (``.wh.`` names are ordinary
+    files) or ``"overlay"`` (an OCI layer as an overlayfs lower directory, see the module's
+    docstring); ``xattrs``: keep the allowed extended attributes.  Violations raise ``error``
+    (``RootfsError`` or ``BundleError``) with ``where`` the tarball, the member named in the
+    message and the rule in ``why``; nothing is left in ``dest``.
     """
+    if whiteouts not in (None, "overlay"):
+        raise ValueError(f"whiteouts={whiteouts!r}: None or 'overlay' (apply_layer applies a layer)")
     tarball = Path(tarball)
     if not tarball.is_file():
         raise error("tarball not found", where=str(tarball), hint="check the path")
     with open_archive(tarball, error) as archive:
         plan = _check(read_members(archive, tarball, error, max_bytes, max_entries), tarball, error,
-                      absolute_links_under)
+                      absolute_links_under, whiteouts)
         with fresh_directory(dest, error) as root:
             root_fd = open_own_directory(root, error, mode)
             try:
-                _Extractor(archive, root, root_fd, tarball, error).run(plan)
+                _Extractor(archive, root, root_fd, tarball, error, whiteouts, xattrs).run(plan)
                 if verify is not None:
                     verify(root_fd, root)
             finally:
                 os.close(root_fd)
     return root
+
+
+def apply_layer(tarball: str | os.PathLike, dest: str | os.PathLike, *,
+                error: type[PyociError] = RootfsError,
+                max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = DEFAULT_MAX_ENTRIES,
+                xattrs: bool = True) -> Path:
+    """Apply the OCI layer ``tarball`` onto ``dest``, an existing directory of the caller's holding
+    the layers below it (or a new one for the first layer): its whiteouts remove what they name
+    from ``dest``, then its members are written with the rules of ``safe_extract`` (nothing
+    written through a link, nothing outside ``dest``).  A layer refused on its names or types
+    changes nothing; one failing while it is written leaves ``dest`` part-way (callers build a
+    flat root filesystem in a directory they remove on failure)."""
+    tarball = Path(tarball)
+    if not tarball.is_file():
+        raise error("layer not found", where=str(tarball), hint="check the path")
+    dest = Path(dest).absolute()
+    with open_archive(tarball, error) as archive:
+        plan = _check(read_members(archive, tarball, error, max_bytes, max_entries), tarball, error,
+                      "", "apply")
+        if not dest.exists():
+            dest.mkdir(mode=0o755, parents=True)
+        root_fd = open_own_directory(dest, error)
+        try:
+            _Extractor(archive, dest, root_fd, tarball, error, "apply", xattrs).run(plan)
+        finally:
+            os.close(root_fd)
+    return dest
 
 
 def open_archive(tarball: Path, error: type[PyociError] = RootfsError) -> tarfile.TarFile:
@@ -209,10 +266,11 @@ def _refuse(error, tarball, member_name: str, why: str, hint: str | None = None)
                  hint=hint or "the archive is unsafe or damaged; rebuild it from a trusted source")
 
 
-def _check(members, tarball, error, absolute_links_under) -> list[_Planned]:
-    """Rules 1-5 on names and types, before anything is written."""
+def _check(members, tarball, error, absolute_links_under, whiteouts=None) -> list[_Planned]:
+    """Rules 1-5 on names and types, before anything is written; with ``whiteouts``, OCI
+    whiteout members become whiteout entries of the plan."""
     links_prefix = None if absolute_links_under is None else member_parts(absolute_links_under)
-    kinds: dict[tuple[str, ...], str] = {(): "dir"}     # path -> "dir" | "link" | "other"
+    kinds: dict[tuple[str, ...], str] = {(): "dir"}     # path -> "dir" | "link" | "other" | "whiteout"
     plan: list[_Planned] = []
     as_root = is_root()
     for member in members:
@@ -222,12 +280,17 @@ def _check(members, tarball, error, absolute_links_under) -> list[_Planned]:
             why = ("member paths must be relative to the destination (no leading '/')" if raw.startswith("/")
                    else "member paths must not contain '..'")
             raise _refuse(error, tarball, raw, why)
+        if whiteouts and parts and parts[-1].startswith(WHITEOUT_PREFIX):
+            entry = _whiteout_entry(member, parts, kinds, tarball, error, whiteouts)
+            if entry is not None:
+                plan.append(entry)
+            continue
         for depth in range(len(parts)):
             kind = kinds.get(parts[:depth])
             if kind == "link":
                 raise _refuse(error, tarball, raw, f"it would be written through the symbolic link "
                                                    f"{'/'.join(parts[:depth])!r}; extraction never follows links")
-            if kind == "other":
+            if kind in ("other", "whiteout"):
                 raise _refuse(error, tarball, raw, f"its parent {'/'.join(parts[:depth])!r} is not a directory")
             kinds[parts[:depth]] = "dir"        # created as a parent when the archive lacks it
         entry = _Planned(member, parts)
@@ -267,6 +330,33 @@ def _check(members, tarball, error, absolute_links_under) -> list[_Planned]:
     return plan
 
 
+def _whiteout_entry(member, parts, kinds, tarball, error, whiteouts) -> _Planned | None:
+    """The plan entry of an OCI whiteout member (``None``: nothing to do)."""
+    base = parts[-1]
+    parent = parts[:-1]
+    for depth in range(len(parent) + 1):
+        if kinds.get(parent[:depth], "dir") != "dir":
+            raise _refuse(error, tarball, member.name,
+                          f"its parent {'/'.join(parent[:depth])!r} is not a directory of this layer")
+    if base == OPAQUE_WHITEOUT:
+        for depth in range(len(parent) + 1):
+            kinds.setdefault(parent[:depth], "dir")
+        return _Planned(member, parent, whiteout="opaque")
+    if base.startswith(WHITEOUT_PREFIX * 2):
+        return None                      # aufs metadata (.wh..wh.plnk, .wh..wh.aufs): skipped, as docker does
+    name = base[len(WHITEOUT_PREFIX):]
+    if name in ("", ".", ".."):
+        raise _refuse(error, tarball, member.name, f"whiteout of the invalid name {name!r}")
+    target = parent + (name,)
+    if target in kinds:
+        return None                      # the layer itself has NAME: a whiteout hides only lower layers
+    for depth in range(len(parent) + 1):
+        kinds.setdefault(parent[:depth], "dir")
+    if whiteouts == "overlay":
+        kinds[target] = "whiteout"
+    return _Planned(member, target, whiteout="entry")
+
+
 def _check_symlink(member, parts, links_prefix, tarball, error) -> None:
     target = member.linkname
     if not target:
@@ -296,7 +386,11 @@ class _NotADirectory(Exception):
 class _Extractor:
     """Writes a checked plan through directory descriptors (``*at()`` calls, ``O_NOFOLLOW``)."""
 
-    def __init__(self, archive: tarfile.TarFile, root: Path, root_fd: int, tarball: Path, error):
+    def __init__(self, archive: tarfile.TarFile, root: Path, root_fd: int, tarball: Path, error,
+                 whiteouts: str | None = None, xattrs: bool = False):
+        self.whiteouts = whiteouts
+        self.xattrs = xattrs
+        self.opaque: set[tuple[str, ...]] = set()
         self.archive = archive
         self.root = root
         self.root_fd = root_fd
@@ -308,6 +402,11 @@ class _Extractor:
 
     def run(self, plan: list[_Planned]) -> None:
         try:
+            if self.whiteouts == "apply":     # whiteouts hide the lower layers only: before any member
+                for entry in plan:
+                    if entry.whiteout:
+                        self._guarded(entry.member.name, self._remove_lower, entry)
+                plan = [entry for entry in plan if not entry.whiteout]
             for entry in plan:
                 self._guarded(entry.member.name, self._extract, entry)
             # directories last, deepest first: a read-only directory must not block its children and
@@ -375,9 +474,31 @@ class _Extractor:
             self._cached = (parent, self._open_dir(parent, create=True))
         return self._cached[1]
 
+    # ---------------------------------------------------------------- whiteouts
+    def _remove_lower(self, entry: _Planned) -> None:
+        """``apply``: remove what a whiteout names from the tree of the lower layers (nothing
+        when it is not there); an opaque whiteout empties its directory."""
+        self._forget_cached()
+        directory = entry.parts if entry.whiteout == "opaque" else entry.parts[:-1]
+        try:
+            fd = self._open_dir(directory, create=False)
+        except (FileNotFoundError, _NotADirectory):
+            return
+        try:
+            names = os.listdir(fd) if entry.whiteout == "opaque" else [entry.parts[-1]]
+            for name in names:
+                _remove_at(fd, name)
+        finally:
+            os.close(fd)
+
     # ---------------------------------------------------------------- members
     def _extract(self, entry: _Planned) -> None:
         member, parts = entry.member, entry.parts
+        if entry.whiteout == "opaque":       # "overlay": the directory's xattr, set with its metadata
+            self._parent_fd(parts + ("",))    # the directory itself, created when missing
+            self.opaque.add(parts)
+            self.directories.setdefault(parts, None)
+            return
         if not parts:
             return               # rule 6: the archive's "." never changes the destination
         dir_fd = self._parent_fd(parts)
@@ -386,7 +507,15 @@ class _Extractor:
             existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             existing = None
+        if entry.whiteout == "entry":         # "overlay": a 0/0 character device hides the lower NAME
+            if existing is not None:
+                _remove_at(dir_fd, name)
+            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=dir_fd)
+            return
         if member.isdir():
+            if existing is not None and not stat.S_ISDIR(existing.st_mode) and self.whiteouts == "apply":
+                _remove_at(dir_fd, name)      # a lower layer's file or link replaced by a directory
+                existing = None
             if existing is None:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             elif not stat.S_ISDIR(existing.st_mode):
@@ -394,7 +523,7 @@ class _Extractor:
             self.directories[parts] = member
             return
         if existing is not None:
-            os.unlink(name, dir_fd=dir_fd)       # a later member replaces an earlier one, as with tar
+            _remove_at(dir_fd, name)       # a later member replaces an earlier one, as with tar
         if member.issym():
             os.symlink(member.linkname, name, dir_fd=dir_fd)
             if self.as_root:
@@ -458,7 +587,10 @@ class _Extractor:
     def _directory_metadata(self, parts: tuple[str, ...]) -> None:
         fd = self._open_dir(parts, create=False)
         try:
-            self._metadata(fd, self.directories[parts])
+            if parts in self.opaque:
+                os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+            if self.directories[parts] is not None:
+                self._metadata(fd, self.directories[parts])
         finally:
             os.close(fd)
 
@@ -468,7 +600,23 @@ class _Extractor:
         if self.as_root:
             os.chown(target, member.uid, member.gid)
         os.chmod(target, member.mode & 0o7777)
+        if self.xattrs and self.as_root:
+            for key, value in member.pax_headers.items():
+                name = key[len("SCHILY.xattr."):]
+                if key.startswith("SCHILY.xattr.") and name.startswith(_KEPT_XATTRS):
+                    os.setxattr(target, name, value.encode("utf-8", "surrogateescape"))
         os.utime(target, (member.mtime, member.mtime))
+
+
+def _remove_at(dir_fd: int, name: str) -> None:
+    """Remove ``name`` of the directory ``dir_fd`` -- a file, link or whole tree -- through
+    descriptors, following no link."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except IsADirectoryError:
+        shutil.rmtree(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def from_tar(tarball: str | os.PathLike, dest: str | os.PathLike, *, mode: int = 0o700,

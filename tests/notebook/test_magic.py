@@ -248,9 +248,11 @@ def test_rootless_container_has_its_own_user_namespace(kernel, clean_after):
 
 
 def test_usage_errors_name_the_option(kernel, clean_after):
-    image = kernel.execute("%%container --image busybox:latest\necho\n")
-    assert image.error["ename"] == "UnsupportedError" and "--image" in image.error["evalue"]
-    assert "not supported yet" in image.error["evalue"]
+    image = kernel.execute("%%container --image Busybox:latest\necho\n")
+    assert image.error["ename"] == "ImageError" and "--image" in image.error["evalue"]
+    assert "invalid repository name 'library/Busybox'" in image.error["evalue"]
+    both = kernel.execute("%%container --image busybox --rootfs host\necho\n")
+    assert both.error["ename"] == "ConfigError" and "--image cannot be combined" in both.error["evalue"]
     bridge = kernel.execute("%%container --net bridge\necho\n")
     assert bridge.error["ename"] == "UnsupportedError" and "--net bridge is not supported yet" in bridge.error["evalue"]
     memory = kernel.execute("%%container --memory lots\necho\n")
