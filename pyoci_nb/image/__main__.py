@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 if len(parts) not in (2, 3) or not all(parts):
                     raise ImageError(f"invalid platform {args.platform!r}", where="--platform",
                                      hint="e.g. linux/amd64 or linux/arm64/v8")
-                platform = dict(zip(("os", "architecture", "variant"), parts))
+                platform = dict(zip(("os", "architecture", "variant"), parts, strict=False))
             image = pull(args.reference, store=store, insecure=args.insecure, platform=platform,
                          progress=not args.quiet)
             print(image.text())

@@ -115,7 +115,7 @@ class Image:
         history = [h for h in self.config.get("history") or [] if not h.get("empty_layer")]
         return [Layer(d["digest"], int(d.get("size", 0)), d.get("mediaType", ""), diff_id,
                       (history[i].get("created_by", "") if i < len(history) else ""))
-                for i, (d, diff_id) in enumerate(zip(descriptors, diff_ids))]
+                for i, (d, diff_id) in enumerate(zip(descriptors, diff_ids, strict=False))]
 
     @property
     def platform(self) -> dict:
@@ -202,7 +202,7 @@ class Image:
         rows = "".join(f"<tr><td><code>{e(layer.digest[:19])}</code></td><td>{e(size_text(layer.size))}</td>"
                        f"<td>{e(layer.media_type.rsplit('.', 1)[-1])}</td><td><code>{e(layer.history)}</code></td>"
                        f"<td>{_change_text(change)}</td></tr>"
-                       for layer, change in zip(self.layers, changes))
+                       for layer, change in zip(self.layers, changes, strict=False))
         facts = [("manifest", self.manifest_digest), ("index", self.index_digest or ""),
                  ("platform", platform_text(self.platform)),
                  ("command", json.dumps((c.get("Entrypoint") or []) + (c.get("Cmd") or []))),
@@ -290,7 +290,8 @@ def pull(reference: str, *, store: ImageStore | None = None, platform: dict | No
     return Image(store, ref, digest, index_digest)
 
 
-def _fetch(client: RegistryClient | LayoutSource, store: ImageStore, descriptor: dict, progress: bool, where: str) -> None:
+def _fetch(client: RegistryClient | LayoutSource, store: ImageStore, descriptor: dict, progress: bool,
+           where: str) -> None:
     digest, size = descriptor.get("digest"), descriptor.get("size")
     if not isinstance(size, int) or size < 0 or not isinstance(digest, str):
         raise ImageError("invalid descriptor", where=where, why=f"digest {digest!r}, size {size!r}")

@@ -35,9 +35,21 @@ if __name__ == "__main__":  # run as the probe's child program (python -I -S pro
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # the runtime's syscall layer (standard library only): the same constants and libc the runtime uses
 from pyoci_nb.runtime import namespaces  # noqa: E402
-from pyoci_nb.runtime.syscalls import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,  # noqa: E402
-                                       CLONE_NEWUSER, CLONE_NEWUTS, MNT_DETACH, MS_NODEV, MS_NOEXEC,
-                                       MS_NOSUID, MS_PRIVATE, MS_REC, libc as _libc)
+from pyoci_nb.runtime.syscalls import (  # noqa: E402
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    MNT_DETACH,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+)
+from pyoci_nb.runtime.syscalls import libc as _libc
 
 # --------------------------------------------------------------------------------------------
 # Child side: runs in the fresh probe process (``python probe.py``).
@@ -74,7 +86,8 @@ def _unshare(flags: int, step: str = "unshare") -> None:
 
 
 def _mount(source, target, fstype, flags, data, step):
-    enc = (lambda s: s.encode() if isinstance(s, str) else s)
+    def enc(s):
+        return (s.encode() if isinstance(s, str) else s)
     _call(step, _libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)))
 
 
@@ -346,7 +359,8 @@ def _explain(name: str, outcome: dict, context: dict) -> tuple[str, str]:
         if err == errno_module.EPERM and context.get("unprivileged_userns_clone") == "0" and context["euid"] != 0:
             return (f"{what}: kernel.unprivileged_userns_clone is 0",
                     "sysctl -w kernel.unprivileged_userns_clone=1 (as root on the host)")
-        if err in (errno_module.EPERM, errno_module.EACCES) and context.get("apparmor_restrict_unprivileged_userns") == "1":
+        restricted = context.get("apparmor_restrict_unprivileged_userns") == "1"
+        if err in (errno_module.EPERM, errno_module.EACCES) and restricted:
             return (f"{what}: kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor restricts "
                     "unprivileged user namespaces)",
                     "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile with 'userns,'")
@@ -386,7 +400,8 @@ def _explain(name: str, outcome: dict, context: dict) -> tuple[str, str]:
     if err in (errno_module.EPERM, errno_module.EACCES) and apparmor_confined and "mount" in step:
         return (f"{what}: the AppArmor profile '{apparmor}' denies it", _APPARMOR_FIX)
     if err == errno_module.EPERM and not context.get("cap_sys_admin") and context.get("mode") == "root":
-        return (f"{what}: the process lacks CAP_SYS_ADMIN", "run as root with all capabilities (docker run --privileged)")
+        return (f"{what}: the process lacks CAP_SYS_ADMIN",
+                "run as root with all capabilities (docker run --privileged)")
     if name == "pivot_root" and err == errno_module.EINVAL:
         return (f"{what}: the root is not a mount point pivot_root can leave (e.g. an initramfs root)",
                 "runtimes need --no-pivot on such hosts (pyoci/runc run --no-pivot)")
@@ -420,7 +435,7 @@ class ProbeResult:
     context: dict = field(default_factory=dict)
 
     @classmethod
-    def from_report(cls, report: dict) -> "ProbeResult":
+    def from_report(cls, report: dict) -> ProbeResult:
         """Build the result (with explanations) from the child's JSON report."""
         context = report.get("context", {})
         checks = []

@@ -30,7 +30,8 @@ def _e(value) -> str:
 def _box(x: float, y: float, w: float, h: float, label: str, *, lit: bool = False, new: bool = False,
          title: str = "", mono: bool = False, rx: int = 6) -> str:
     if lit:
-        cls, fill, stroke, text_cls, text_fill = "pyoci-svg-lit", "#0969da", "#0969da", ' class="pyoci-svg-lit-text"', "#ffffff"
+        cls, fill, stroke, text_cls, text_fill = ("pyoci-svg-lit", "#0969da", "#0969da",
+                                                  ' class="pyoci-svg-lit-text"', "#ffffff")
     elif new:
         cls, fill, stroke, text_cls, text_fill = "pyoci-svg-new", "#ddf4ff", "#0969da", "", "#1f2328"
     else:
@@ -47,7 +48,8 @@ def _box(x: float, y: float, w: float, h: float, label: str, *, lit: bool = Fals
 
 def _arrow(x1: float, y1: float, x2: float, y2: float, label: str = "", *, label_dy: float = -6) -> str:
     """A straight arrow from (x1, y1) to (x2, y2) with its head drawn as a polygon."""
-    parts = [f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" class="pyoci-svg-line" stroke="#59636e" stroke-width="1.3"/>']
+    parts = [f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" class="pyoci-svg-line" '
+             'stroke="#59636e" stroke-width="1.3"/>']
     if x1 == x2:  # vertical
         d = 1 if y2 > y1 else -1
         points = f"{x2},{y2} {x2 - 4},{y2 - 7 * d} {x2 + 4},{y2 - 7 * d}"
@@ -73,7 +75,8 @@ def lifecycle_svg(status: str | None) -> str:
     xs = [left + i * (box_w + gap) for i in range(len(LIFECYCLE_STATES))]
     width = xs[-1] + box_w + 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="118" '
-             f'viewBox="0 0 {width} 118" role="img" aria-label="container lifecycle, status {_e(status or "unknown")}">',
+             f'viewBox="0 0 {width} 118" role="img" '
+             f'aria-label="container lifecycle, status {_e(status or "unknown")}">',
              f'<title>OCI container lifecycle; current status: {_e(status or "unknown")}</title>']
     mid = top + box_h / 2
     parts.append(_arrow(4, mid, xs[0] - 2, mid, "create"))

@@ -12,8 +12,8 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pyoci_nb.errors import RootfsError
 from pyoci_nb.rootfs.elf import read_elf

@@ -40,7 +40,7 @@ class ElfInfo:
         """True when the kernel runs the file without a dynamic loader (no ``PT_INTERP``)."""
         return self.interpreter is None
 
-    def compatible_with(self, other: "ElfInfo") -> bool:
+    def compatible_with(self, other: ElfInfo) -> bool:
         """Whether ``other`` can be loaded into the same process (class, byte order, machine)."""
         return (self.elf_class, self.byte_order, self.machine) == (
             other.elf_class, other.byte_order, other.machine)

@@ -20,8 +20,8 @@ import glob
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pyoci_nb.errors import RootfsError
 from pyoci_nb.rootfs.elf import ElfInfo, is_elf, read_elf

@@ -190,7 +190,8 @@ def _open_lowerdir(path: str | os.PathLike, where: str) -> str:
             raise RootfsError("a lower directory is a symbolic link", where=where,
                               why=f"{text} -> {os.readlink(text)}: the layers of a snapshot are given as "
                                   "directories, so that a link changed later cannot swap a layer",
-                              hint=f"pass the directory itself ({os.path.realpath(text)}) if you trust the link")
+                              hint=f"pass the directory itself ({os.path.realpath(text)}) if you trust "
+                                   "the link") from None
         raise RootfsError("a lower directory cannot be opened", where=where,
                           why=f"{text}: {exc.strerror or exc}",
                           hint="every lower directory must exist and be a directory") from None

@@ -57,9 +57,9 @@ import posixpath
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from pyoci_nb.errors import PyociError, RootfsError
 from pyoci_nb.rootfs.tree import DIR_FLAGS, EscapesRoot, fresh_directory, is_root, open_own_directory, resolve_in_root

@@ -23,14 +23,20 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci_nb.errors import (ConfigError, ContainerError, InvalidState, PyociError)
+from pyoci_nb.errors import ConfigError, ContainerError, InvalidState, PyociError
 from pyoci_nb.richrepr import ReprMixin
 from pyoci_nb.runtime import jsonio
-from pyoci_nb.runtime.children import (drop_subreaper, exit_code, hold_subreaper, kill_quietly, no_collection,
-                                       note_exit, wait_readable, waitpid_retry)
-from pyoci_nb.runtime.state import (StateDir, default_root, derive_status, init_alive, list_ids,
-                                    public_state)
-
+from pyoci_nb.runtime.children import (
+    drop_subreaper,
+    exit_code,
+    hold_subreaper,
+    kill_quietly,
+    no_collection,
+    note_exit,
+    wait_readable,
+    waitpid_retry,
+)
+from pyoci_nb.runtime.state import StateDir, default_root, derive_status, init_alive, list_ids, public_state
 
 #: True in the processes that fork containers themselves: the ``pyoci`` command line and the
 #: engine (``engine.py``).  Everywhere else (a script, a Jupyter kernel) the lifecycle methods
@@ -87,7 +93,7 @@ class Container(ReprMixin):
 
     # --- loading -------------------------------------------------------------------------
     @classmethod
-    def load(cls, container_id: str, root: str | None = None) -> "Container":
+    def load(cls, container_id: str, root: str | None = None) -> Container:
         """An existing container; ContainerNotFound ("does not exist") if there is none."""
         container = cls(container_id, root)
         container._record()
@@ -143,7 +149,7 @@ class Container(ReprMixin):
                preserve_fds: int = 0, rootless: bool | None = None,
                stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
                subreaper: bool = True, start: bool = False, remove_on_exit: bool = False,
-               cleanup_paths: list[str] | None = None) -> "Container":
+               cleanup_paths: list[str] | None = None) -> Container:
         """runtime.md "Create": set up everything config.json asks for, without running the
         user process.  ``stdin``/``stdout``/``stderr`` are fds for the container's stdio
         (default: ours); ``preserve_fds`` passes our fds 3 .. 3+N-1 on as well.
@@ -185,9 +191,8 @@ class Container(ReprMixin):
 
     def _create_through_engine(self, bundle, console_socket, console_fd, pid_file, no_pivot, no_new_keyring,
                                preserve_fds, rootless, stdio, start, remove_on_exit, cleanup_paths) -> None:
-        from pyoci_nb.runtime.engine import engine
-
         from pyoci_nb.runtime import process
+        from pyoci_nb.runtime.engine import engine
 
         process.check_preserved_fds(preserve_fds)
         fds, layout = _fds_for_engine(stdio, console_fd, preserve_fds)
@@ -375,7 +380,7 @@ class Container(ReprMixin):
               env: list[str] | dict | None = None, cwd: str | None = None, user: str | None = None,
               tty: bool = False, console_socket: str | None = None, pid_file: str | None = None,
               stdin: int | None = None, stdout: int | None = None,
-              stderr: int | None = None) -> "ContainerProcess":
+              stderr: int | None = None) -> ContainerProcess:
         """Start another process in the container (as ``exec``) and return at once with a
         handle to it, like ``subprocess.Popen``: ``pid``, ``poll()``, ``wait(timeout)``,
         ``send_signal()``, ``kill()``, ``returncode``.  Its stdio are the fds given (default:
@@ -388,7 +393,7 @@ class Container(ReprMixin):
 
 
     def _exec_through_engine(self, proc, console_socket, console_fd, pid_file, preserve_fds,
-                             stdio) -> "ContainerProcess":
+                             stdio) -> ContainerProcess:
         from pyoci_nb.runtime.engine import engine
 
         fds, layout = _fds_for_engine(stdio, console_fd, preserve_fds)
@@ -405,7 +410,7 @@ class ContainerProcess:
     ``subprocess.Popen``: the engine that made it is its parent and hands us a pidfd, which
     becomes readable when the process exits; ``returncode`` is 128+N after signal N."""
 
-    def __init__(self, container: "Container", args: list[str], pid: int, pidfd: int | None, engine):
+    def __init__(self, container: Container, args: list[str], pid: int, pidfd: int | None, engine):
         self.container = container
         self.args = args
         self.pid = pid

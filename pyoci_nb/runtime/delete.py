@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 
-from pyoci_nb.errors import (InvalidState)
+from pyoci_nb.errors import InvalidState
 from pyoci_nb.runtime import hooks, log
-from pyoci_nb.runtime.state import (derive_status, init_alive, public_state)
 from pyoci_nb.runtime.children import drop_subreaper, kill_quietly, wait_gone
+from pyoci_nb.runtime.state import derive_status, init_alive, public_state
 
 
 def destroy(container, record: dict) -> None:

@@ -405,7 +405,7 @@ class _Server:
         _close_placed(preserve)
         return {"pid": pid}, _pidfds(pid)
 
-    def _zygote(self, container) -> "_Zygote | None":
+    def _zygote(self, container) -> _Zygote | None:
         """The container's exec helper (made on its first exec), or None where there is none:
         unprivileged, no mount namespace of its own, a time namespace, or a pids limit (the
         helper would take one of the container's pids)."""

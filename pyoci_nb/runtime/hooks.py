@@ -74,8 +74,7 @@ def run_hooks(config: dict, kind: str, state: dict) -> None:
             timeout = None  # poll(2) counts milliseconds in an int: 24 days is forever enough
         try:
             done = subprocess.run(args, executable=path, input=data, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=timeout, close_fds=True)
+                                  capture_output=True, timeout=timeout, close_fds=True)
         except subprocess.TimeoutExpired:
             raise SetupError(f"{kind} hook {path!r} timed out", where=where,
                              why=f"it ran longer than its timeout of {hook['timeout']}s") from None

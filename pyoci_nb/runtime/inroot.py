@@ -76,7 +76,7 @@ class Resolved:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "Resolved":
+    def __enter__(self) -> Resolved:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -144,7 +144,7 @@ class Rootfs:
         """Close the fd."""
         os.close(self.fd)
 
-    def __enter__(self) -> "Rootfs":
+    def __enter__(self) -> Rootfs:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -226,7 +226,7 @@ class Target:
                 os.close(fd)
         self.fd = self.top = -1
 
-    def __enter__(self) -> "Target":
+    def __enter__(self) -> Target:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 
-from pyoci_nb.errors import (ConfigError)
+from pyoci_nb.errors import ConfigError
 from pyoci_nb.runtime import hooks, jsonio, namespaces, process
 from pyoci_nb.runtime import syscalls as sc
-
 
 #: how deeply config.json may nest arrays and objects.  The spec's deepest field
 #: (linux.seccomp.syscalls[].args[]) is 6 levels down; the limit keeps every later step (the
@@ -124,7 +123,8 @@ def _preflight(config: dict, bundle: str, *, rootless: bool, console: bool) -> d
     for key in ("hostname", "domainname"):
         if config.get(key) and "uts" not in kinds:
             raise ConfigError(f"cannot set {key} without a UTS namespace", where=key,
-                              why="config.md: the runtime MUST generate an error when the container has no uts namespace of its own",
+                              why="config.md: the runtime MUST generate an error when the container has no "
+                                  "uts namespace of its own",
                               hint='add {"type": "uts"} to linux.namespaces')
     if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in kinds:
         raise ConfigError("id mappings need a user namespace", where="linux.uidMappings",
@@ -254,7 +254,8 @@ def _check_shapes(config: dict) -> None:
         for key, value in sysctl.items():
             process.check_string(value, f"linux.sysctl[{jsonio.dumps(key)}]")
             if "/" in key or "" in key.split("."):
-                raise ConfigError(f"sysctl {key!r:.200} is not a sysctl name", where=f"linux.sysctl[{jsonio.dumps(key)}]",
+                raise ConfigError(f"sysctl {key!r:.200} is not a sysctl name",
+                                  where=f"linux.sysctl[{jsonio.dumps(key)}]",
                                   why="a sysctl name is dot-separated words (net.ipv4.ip_forward)")
     for i, device in enumerate(process.check_list(linux.get("devices"), "linux.devices")):
         where = f"linux.devices[{i}]"
@@ -329,7 +330,8 @@ def _refuse_unsupported(config: dict) -> None:
         section, _, key = path.partition(".")
         if (config.get(section) or {}).get(key):
             raise UnsupportedError(f"{key} is not supported by pyoci", where=path, why=why,
-                                   hint=f"remove {path} from config.json (`pyoci features` lists what pyoci implements)")
+                                   hint=f"remove {path} from config.json "
+                                        "(`pyoci features` lists what pyoci implements)")
 
 
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",

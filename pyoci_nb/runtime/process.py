@@ -127,7 +127,8 @@ def check_process(process: dict, where: str = "process") -> None:
             # an unknown name is only a warning (config.md 1.3: unknown or unavailable
             # capabilities SHOULD NOT fail the runtime), given when the sets are applied
             if not plain_string(name):
-                raise ConfigError(f"capability {name!r:.80} is not a name", where=f"{where}.capabilities.{set_name}[{i}]",
+                raise ConfigError(f"capability {name!r:.80} is not a name",
+                                  where=f"{where}.capabilities.{set_name}[{i}]",
                                   why="capability names are strings, those of capabilities(7), e.g. CAP_NET_ADMIN")
     if process.get("scheduler") is not None:
         _check_scheduler(process["scheduler"], f"{where}.scheduler")
@@ -328,7 +329,8 @@ def _check_memory_policy(policy, where: str) -> None:
     _check_name(mode, f"{where}.mode", MEMORY_POLICY_MODES, "config-linux.md: the modes of set_mempolicy(2)")
     flags = check_list(policy.get("flags"), f"{where}.flags")
     for i, flag in enumerate(flags):
-        _check_name(flag, f"{where}.flags[{i}]", MEMORY_POLICY_FLAGS, "config-linux.md: the MPOL_F_* flags of set_mempolicy(2)")
+        _check_name(flag, f"{where}.flags[{i}]", MEMORY_POLICY_FLAGS,
+                    "config-linux.md: the MPOL_F_* flags of set_mempolicy(2)")
     if "MPOL_F_STATIC_NODES" in flags and "MPOL_F_RELATIVE_NODES" in flags:
         raise ConfigError("MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES together", where=f"{where}.flags",
                           why="set_mempolicy(2): the two flags exclude each other", hint="keep one of them")

@@ -19,7 +19,7 @@ class FrozenRecord:
         kind = type(self).__name__
         if len(values) > len(fields):
             raise TypeError(f"{kind}() takes at most {len(fields)} arguments ({len(values)} given)")
-        given = dict(zip(fields, values))
+        given = dict(zip(fields, values, strict=False))
         for name, value in named.items():
             if name not in fields or name in given:
                 raise TypeError(f"{kind}() got an unexpected or repeated argument {name!r}")

@@ -283,7 +283,8 @@ class _Profile:
         default = seccomp.get("defaultAction")
         if default is None:
             raise ConfigError("defaultAction is missing", where=f"{_BASE}.defaultAction",
-                              why="the runtime spec requires it: it is what happens to every system call no rule matches",
+                              why="the runtime spec requires it: it is what happens to every system call no "
+                                  "rule matches",
                               hint="set it (SCMP_ACT_ERRNO for an allowlist, SCMP_ACT_ALLOW for a denylist) "
                                    "or remove linux.seccomp")
         self.default_action = _name_from(_ACTION_VALUES, default, f"{_BASE}.defaultAction", "action")
@@ -368,7 +369,8 @@ class _Profile:
                     raise ConfigError("SCMP_ACT_NOTIFY cannot be used for the write system call",
                                       where=name_where,
                                       why="the runtime's init writes to its parent after loading the filter, so "
-                                          "it would wait forever for an agent it has not reached yet (runc refuses it too)")
+                                          "it would wait forever for an agent it has not reached yet "
+                                          "(runc refuses it too)")
             self.rules.append(_Rule(name_where, f"{where}.action", name, action, action_value, conditions))
 
 
@@ -497,7 +499,8 @@ class SeccompFilter:
                 if rc == -errno_codes.EEXIST:
                     why += ": another rule already gives this system call a different action"
                 elif rc == -errno_codes.EINVAL and group:
-                    why += ": libseccomp cannot compare the arguments of this system call on every architecture of the filter"
+                    why += (": libseccomp cannot compare the arguments of this system call on every "
+                            "architecture of the filter")
                 raise ConfigError(f"libseccomp refused the rule for {rule.name!r} ({rule.action})",
                                   where=where, why=why)
 
@@ -556,7 +559,7 @@ class SeccompFilter:
             _lib().seccomp_release(self._ctx)
             self._ctx = None
 
-    def __enter__(self) -> "SeccompFilter":
+    def __enter__(self) -> SeccompFilter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -641,7 +644,8 @@ def send_listener(listener_path: str, fd: int, state: dict, metadata: str = "",
         raise SetupError("could not hand the seccomp notify fd to the agent", where=f"{_BASE}.listenerPath",
                          why=f"sending to {listener_path}: {exc.strerror or exc}; the runtime spec requires the "
                              "runtime to fail when it cannot reach the listener",
-                         hint="start the seccomp agent (listening on that AF_UNIX stream socket) before the container") from exc
+                         hint="start the seccomp agent (listening on that AF_UNIX stream socket) before the "
+                              "container") from exc
 
 
 # --------------------------------------------------------------------------- features / profile

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import time
 
-from pyoci_nb.errors import (ContainerError, InvalidState, SetupError)
+from pyoci_nb.errors import ContainerError, InvalidState, SetupError
 from pyoci_nb.runtime import hooks, trampoline
-from pyoci_nb.runtime.state import (derive_status, init_alive, public_state)
 from pyoci_nb.runtime.children import drop_subreaper, kill_quietly, wait_gone
 from pyoci_nb.runtime.delete import destroy
+from pyoci_nb.runtime.state import derive_status, init_alive, public_state
 
 
 def start_user_process(container, record: dict, fifo_reader: int | None = None,

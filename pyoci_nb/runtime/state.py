@@ -229,7 +229,7 @@ class StateDir:
         finally:
             os.close(root_fd)
 
-    def lock(self) -> "StateDir":
+    def lock(self) -> StateDir:
         """Take the per-id lock (blocking); ContainerNotFound if the container is gone meanwhile."""
         self._lock(self._open())
         return self
@@ -284,7 +284,7 @@ class StateDir:
                 os.close(fd)
         self._lock_fd = self._fd = None
 
-    def __enter__(self) -> "StateDir":
+    def __enter__(self) -> StateDir:
         if self._lock_fd is None:
             self.lock()
         return self

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,13 @@ def json_type_name(value: Any) -> str:
     return type(value).__name__
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(file_name: str) -> dict:
     with open(SCHEMA_DIR / file_name, encoding="utf-8") as f:
         return json.load(f)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 

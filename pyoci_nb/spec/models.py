@@ -17,23 +17,30 @@ import inspect
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Annotated, Any
 
-from typing_extensions import Annotated
-
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError,
-                      model_serializer, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from pyoci_nb.spec import validation as rules
 from pyoci_nb.spec.defaults import default_config
-from pyoci_nb.spec.problems import (Problem, ReprMixin, ValidationReport, config_error, join_path, short_repr)
+from pyoci_nb.spec.problems import Problem, ReprMixin, ValidationReport, config_error, join_path, short_repr
 
 # --------------------------------------------------------------------------- field types
 
 
-def _rule(check: Callable[[Any], Optional[str]]) -> AfterValidator:
+def _rule(check: Callable[[Any], str | None]) -> AfterValidator:
     """A pydantic validator that applies one rule function of ``validation``."""
 
     def apply(value):
@@ -177,22 +184,22 @@ class User(SpecModel):
     """config.md ``process.user`` (POSIX platforms): the user the process runs as, with ids
     in the container's user namespace.  Symbolic names (/etc/passwd) are left to upper levels."""
 
-    uid: Optional[Uint32] = _field("user ID in the container namespace")
-    gid: Optional[Uint32] = _field("group ID in the container namespace")
-    umask: Optional[Uint32] = _field("umask of the process (decimal: 18 is 0o022); unset keeps the runtime's")
-    additional_gids: Optional[list[Uint32]] = _field("additional group IDs in the container namespace")
-    username: Optional[Str] = _field("user name (Windows only; ignored on Linux)")
+    uid: Uint32 | None = _field("user ID in the container namespace")
+    gid: Uint32 | None = _field("group ID in the container namespace")
+    umask: Uint32 | None = _field("umask of the process (decimal: 18 is 0o022); unset keeps the runtime's")
+    additional_gids: list[Uint32] | None = _field("additional group IDs in the container namespace")
+    username: Str | None = _field("user name (Windows only; ignored on Linux)")
 
 
 class Capabilities(SpecModel):
     """config.md ``process.capabilities``: the Linux capability sets of the process, names as
     in capabilities(7).  A runtime MUST error on a name it cannot map to a capability."""
 
-    bounding: Optional[list[CapabilityName]] = _field("bounding set: the limit of capabilities the process can ever gain")
-    effective: Optional[list[CapabilityName]] = _field("effective set: capabilities the kernel checks now")
-    inheritable: Optional[list[CapabilityName]] = _field("inheritable set: preserved across execve for programs with matching file capabilities")
-    permitted: Optional[list[CapabilityName]] = _field("permitted set: the superset of effective capabilities")
-    ambient: Optional[list[CapabilityName]] = _field("ambient set: kept across execve of unprivileged programs (must also be permitted and inheritable)")
+    bounding: list[CapabilityName] | None = _field("bounding set: the limit of capabilities the process can ever gain")
+    effective: list[CapabilityName] | None = _field("effective set: capabilities the kernel checks now")
+    inheritable: list[CapabilityName] | None = _field("inheritable set: preserved across execve for programs with matching file capabilities")
+    permitted: list[CapabilityName] | None = _field("permitted set: the superset of effective capabilities")
+    ambient: list[CapabilityName] | None = _field("ambient set: kept across execve of unprivileged programs (must also be permitted and inheritable)")
 
 
 class POSIXRlimit(SpecModel):
@@ -219,27 +226,27 @@ class IOPriority(SpecModel):
     """config.md ``process.ioPriority``: the I/O scheduling class and priority (ioprio_set(2))."""
 
     class_: IOPriorityClass = _field("IOPRIO_CLASS_RT, IOPRIO_CLASS_BE or IOPRIO_CLASS_IDLE", alias="class", required=True)
-    priority: Optional[Annotated[Int32, _rule(rules.check_io_priority)]] = _field("priority within the class: 0 (highest) to 7 (lowest)")
+    priority: Annotated[Int32, _rule(rules.check_io_priority)] | None = _field("priority within the class: 0 (highest) to 7 (lowest)")
 
 
 class Scheduler(SpecModel):
     """config.md ``process.scheduler``: the scheduling policy and attributes (sched_setattr(2))."""
 
     policy: SchedulerPolicy = _field("scheduling policy: SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_ISO, SCHED_IDLE, SCHED_DEADLINE", required=True)
-    nice: Optional[Int32] = _field("nice value (SCHED_OTHER/SCHED_BATCH); lower is higher priority")
-    priority: Optional[Int32] = _field("static priority (SCHED_FIFO/SCHED_RR)")
-    flags: Optional[list[SchedulerFlag]] = _field("SCHED_FLAG_* flags")
-    runtime: Optional[Uint64] = _field("SCHED_DEADLINE runtime in nanoseconds")
-    deadline: Optional[Uint64] = _field("SCHED_DEADLINE deadline in nanoseconds")
-    period: Optional[Uint64] = _field("SCHED_DEADLINE period in nanoseconds")
+    nice: Int32 | None = _field("nice value (SCHED_OTHER/SCHED_BATCH); lower is higher priority")
+    priority: Int32 | None = _field("static priority (SCHED_FIFO/SCHED_RR)")
+    flags: list[SchedulerFlag] | None = _field("SCHED_FLAG_* flags")
+    runtime: Uint64 | None = _field("SCHED_DEADLINE runtime in nanoseconds")
+    deadline: Uint64 | None = _field("SCHED_DEADLINE deadline in nanoseconds")
+    period: Uint64 | None = _field("SCHED_DEADLINE period in nanoseconds")
 
 
 class ExecCPUAffinity(SpecModel):
     """config.md ``process.execCPUAffinity``: CPU affinity of the process while the runtime
     sets it up (``initial``) and after execve (``final``), in cpuset list format ("0-3,7")."""
 
-    initial: Optional[CpuList] = _field("CPUs for the process before it joins the container's cgroup")
-    final: Optional[CpuList] = _field("CPUs for the process after execve")
+    initial: CpuList | None = _field("CPUs for the process before it joins the container's cgroup")
+    final: CpuList | None = _field("CPUs for the process after execve")
 
 
 class Process(SpecModel):
@@ -247,22 +254,22 @@ class Process(SpecModel):
     ``cwd`` MUST be absolute; ``args`` needs at least one entry (the program, looked up like
     execvp); ``env`` entries are ``KEY=value``."""
 
-    terminal: Optional[Bool] = _field("attach a pseudo-terminal to the process (default false)")
-    console_size: Optional[ConsoleSize] = _field("console size in characters (with terminal)")
-    user: Optional[User] = _field("the user the process runs as")
-    args: Optional[list[Str]] = _field("the program and its arguments (execvp semantics)")
-    command_line: Optional[Str] = _field("the full command line (Windows only)")
-    env: Optional[list[EnvEntry]] = _field("environment, KEY=value entries")
+    terminal: Bool | None = _field("attach a pseudo-terminal to the process (default false)")
+    console_size: ConsoleSize | None = _field("console size in characters (with terminal)")
+    user: User | None = _field("the user the process runs as")
+    args: list[Str] | None = _field("the program and its arguments (execvp semantics)")
+    command_line: Str | None = _field("the full command line (Windows only)")
+    env: list[EnvEntry] | None = _field("environment, KEY=value entries")
     cwd: AbsolutePath = _field("working directory, an absolute path in the container", required=True)
-    capabilities: Optional[Capabilities] = _field("Linux capability sets")
-    rlimits: Optional[list[POSIXRlimit]] = _field("resource limits (setrlimit)")
-    no_new_privileges: Optional[Bool] = _field("set no_new_privs: execve cannot grant more privileges")
-    apparmor_profile: Optional[Str] = _field("AppArmor profile to confine the process")
-    oom_score_adj: Optional[Annotated[int, Strict(), _rule(rules.check_oom_score_adj)]] = _field("oom_score_adj of the process (-1000..1000)")
-    selinux_label: Optional[Str] = _field("SELinux process label")
-    io_priority: Optional[IOPriority] = _field("I/O priority")
-    scheduler: Optional[Scheduler] = _field("scheduling policy and attributes")
-    exec_cpu_affinity: Optional[ExecCPUAffinity] = _field("CPU affinity during set-up and after execve", alias="execCPUAffinity")
+    capabilities: Capabilities | None = _field("Linux capability sets")
+    rlimits: list[POSIXRlimit] | None = _field("resource limits (setrlimit)")
+    no_new_privileges: Bool | None = _field("set no_new_privs: execve cannot grant more privileges")
+    apparmor_profile: Str | None = _field("AppArmor profile to confine the process")
+    oom_score_adj: Annotated[int, Strict(), _rule(rules.check_oom_score_adj)] | None = _field("oom_score_adj of the process (-1000..1000)")
+    selinux_label: Str | None = _field("SELinux process label")
+    io_priority: IOPriority | None = _field("I/O priority")
+    scheduler: Scheduler | None = _field("scheduling policy and attributes")
+    exec_cpu_affinity: ExecCPUAffinity | None = _field("CPU affinity during set-up and after execve", alias="execCPUAffinity")
 
 
 # --------------------------------------------------------------------------- root, mounts, hooks
@@ -273,7 +280,7 @@ class Root(SpecModel):
     to the bundle; with ``readonly`` the root filesystem MUST be read-only inside the container."""
 
     path: Str = _field("root filesystem directory, absolute or relative to the bundle", required=True)
-    readonly: Optional[Bool] = _field("make the root filesystem read-only in the container")
+    readonly: Bool | None = _field("make the root filesystem read-only in the container")
 
 
 class IDMapping(SpecModel):
@@ -291,11 +298,11 @@ class Mount(SpecModel):
     ``nosuid`` ...); with uid/gid mappings the mount is id-mapped."""
 
     destination: AbsolutePath = _field("mount point, an absolute path in the container", required=True)
-    type: Optional[Str] = _field("filesystem type (proc, tmpfs, bind ...)")
-    source: Optional[Str] = _field("device name, directory (bind mounts) or a dummy such as \"proc\"")
-    options: Optional[list[Str]] = _field("mount options as in mount(8)")
-    uid_mappings: Optional[list[IDMapping]] = _field("uid mapping of an id-mapped mount")
-    gid_mappings: Optional[list[IDMapping]] = _field("gid mapping of an id-mapped mount")
+    type: Str | None = _field("filesystem type (proc, tmpfs, bind ...)")
+    source: Str | None = _field("device name, directory (bind mounts) or a dummy such as \"proc\"")
+    options: list[Str] | None = _field("mount options as in mount(8)")
+    uid_mappings: list[IDMapping] | None = _field("uid mapping of an id-mapped mount")
+    gid_mappings: list[IDMapping] | None = _field("gid mapping of an id-mapped mount")
 
 
 class Hook(SpecModel):
@@ -304,9 +311,9 @@ class Hook(SpecModel):
     runtime MUST abort the hook."""
 
     path: AbsolutePath = _field("program to run, an absolute path in the runtime namespace", required=True)
-    args: Optional[list[Str]] = _field("argv of the hook (argv[0] included)")
-    env: Optional[list[EnvEntry]] = _field("environment of the hook, KEY=value")
-    timeout: Optional[Annotated[int, Strict(), Field(ge=1)]] = _field("seconds before the hook is aborted (>= 1)")
+    args: list[Str] | None = _field("argv of the hook (argv[0] included)")
+    env: list[EnvEntry] | None = _field("environment of the hook, KEY=value")
+    timeout: Annotated[int, Strict(), Field(ge=1)] | None = _field("seconds before the hook is aborted (>= 1)")
 
 
 class Hooks(SpecModel):
@@ -315,12 +322,12 @@ class Hooks(SpecModel):
     startContainer in the container namespace.  A failing create/start hook fails the
     operation; poststart/poststop failures are only logged."""
 
-    prestart: Optional[list[Hook]] = _field("DEPRECATED: after the namespaces are set up, before pivot_root")
-    create_runtime: Optional[list[Hook]] = _field("during create, after the environment is set up, in the runtime namespace")
-    create_container: Optional[list[Hook]] = _field("during create, in the container namespace, before pivot_root")
-    start_container: Optional[list[Hook]] = _field("during start, in the container, before the user process runs")
-    poststart: Optional[list[Hook]] = _field("after the user process has started")
-    poststop: Optional[list[Hook]] = _field("after the container is deleted")
+    prestart: list[Hook] | None = _field("DEPRECATED: after the namespaces are set up, before pivot_root")
+    create_runtime: list[Hook] | None = _field("during create, after the environment is set up, in the runtime namespace")
+    create_container: list[Hook] | None = _field("during create, in the container namespace, before pivot_root")
+    start_container: list[Hook] | None = _field("during start, in the container, before the user process runs")
+    poststart: list[Hook] | None = _field("after the user process has started")
+    poststop: list[Hook] | None = _field("after the container is deleted")
 
 
 # --------------------------------------------------------------------------- linux
@@ -332,14 +339,14 @@ class Namespace(SpecModel):
     a type listed twice MUST be an error."""
 
     type: NamespaceType = _field("mount, pid, network, uts, ipc, user, cgroup or time", required=True)
-    path: Optional[AbsolutePath] = _field("namespace file to join, e.g. /proc/1234/ns/net")
+    path: AbsolutePath | None = _field("namespace file to join, e.g. /proc/1234/ns/net")
 
 
 class TimeOffset(SpecModel):
     """config-linux.md ``linux.timeOffsets.<clock>``: offset of a clock in the time namespace."""
 
-    secs: Optional[Int64] = _field("offset in seconds")
-    nanosecs: Optional[Uint32] = _field("offset in nanoseconds")
+    secs: Int64 | None = _field("offset in seconds")
+    nanosecs: Uint32 | None = _field("offset in nanoseconds")
 
 
 class Device(SpecModel):
@@ -348,18 +355,18 @@ class Device(SpecModel):
 
     type: DeviceType = _field("c (char), b (block), u (unbuffered char) or p (FIFO)", required=True)
     path: AbsolutePath = _field("full path of the device in the container", required=True)
-    major: Optional[Int64] = _field("major device number")
-    minor: Optional[Int64] = _field("minor device number")
-    file_mode: Optional[Annotated[int, Strict(), Field(ge=0, le=0o777)]] = _field("permission bits (decimal: 438 is 0o666)")
-    uid: Optional[Uint32] = _field("owner id in the container")
-    gid: Optional[Uint32] = _field("group id in the container")
+    major: Int64 | None = _field("major device number")
+    minor: Int64 | None = _field("minor device number")
+    file_mode: Annotated[int, Strict(), Field(ge=0, le=511)] | None = _field("permission bits (decimal: 438 is 0o666)")
+    uid: Uint32 | None = _field("owner id in the container")
+    gid: Uint32 | None = _field("group id in the container")
 
 
 class NetDevice(SpecModel):
     """config-linux.md ``linux.netDevices.<host name>``: a host network device moved into the
     container's network namespace, optionally renamed."""
 
-    name: Optional[Str] = _field("name of the device inside the container")
+    name: Str | None = _field("name of the device inside the container")
 
 
 class DeviceCgroup(SpecModel):
@@ -367,38 +374,38 @@ class DeviceCgroup(SpecModel):
     applied in order.  Unset type/major/minor mean "all"."""
 
     allow: Bool = _field("allow (true) or deny (false)", required=True)
-    type: Optional[CgroupDeviceType] = _field("a (all), c (char) or b (block)")
-    major: Optional[Int64] = _field("major number (unset: all)")
-    minor: Optional[Int64] = _field("minor number (unset: all)")
-    access: Optional[CgroupDeviceAccess] = _field("combination of r (read), w (write), m (mknod)")
+    type: CgroupDeviceType | None = _field("a (all), c (char) or b (block)")
+    major: Int64 | None = _field("major number (unset: all)")
+    minor: Int64 | None = _field("minor number (unset: all)")
+    access: CgroupDeviceAccess | None = _field("combination of r (read), w (write), m (mknod)")
 
 
 class Memory(SpecModel):
     """config-linux.md ``linux.resources.memory``: memory cgroup limits in bytes (-1: unlimited)."""
 
-    limit: Optional[Int64] = _field("memory usage limit in bytes")
-    reservation: Optional[Int64] = _field("soft limit in bytes")
-    swap: Optional[Int64] = _field("memory+swap limit in bytes")
-    kernel: Optional[Int64] = _field("NOT RECOMMENDED: kernel memory limit")
-    kernel_tcp: Optional[Int64] = _field("NOT RECOMMENDED: kernel TCP buffer limit", alias="kernelTCP")
-    swappiness: Optional[Uint64] = _field("vmscan swappiness 0..100")
-    disable_oom_killer: Optional[Bool] = _field("disable the OOM killer for the cgroup", alias="disableOOMKiller")
-    use_hierarchy: Optional[Bool] = _field("hierarchical accounting (cgroup v1)")
-    check_before_update: Optional[Bool] = _field("refuse a new limit below the current usage")
+    limit: Int64 | None = _field("memory usage limit in bytes")
+    reservation: Int64 | None = _field("soft limit in bytes")
+    swap: Int64 | None = _field("memory+swap limit in bytes")
+    kernel: Int64 | None = _field("NOT RECOMMENDED: kernel memory limit")
+    kernel_tcp: Int64 | None = _field("NOT RECOMMENDED: kernel TCP buffer limit", alias="kernelTCP")
+    swappiness: Uint64 | None = _field("vmscan swappiness 0..100")
+    disable_oom_killer: Bool | None = _field("disable the OOM killer for the cgroup", alias="disableOOMKiller")
+    use_hierarchy: Bool | None = _field("hierarchical accounting (cgroup v1)")
+    check_before_update: Bool | None = _field("refuse a new limit below the current usage")
 
 
 class CPU(SpecModel):
     """config-linux.md ``linux.resources.cpu``: cpu and cpuset cgroup settings."""
 
-    shares: Optional[Uint64] = _field("relative CPU weight (cpu.shares)")
-    quota: Optional[Int64] = _field("CFS quota in microseconds per period")
-    burst: Optional[Uint64] = _field("CFS burst in microseconds")
-    period: Optional[Uint64] = _field("CFS period in microseconds")
-    realtime_runtime: Optional[Int64] = _field("realtime runtime in microseconds per period")
-    realtime_period: Optional[Uint64] = _field("realtime period in microseconds")
-    cpus: Optional[Str] = _field("CPUs allowed (cpuset list, e.g. 0-3,7)")
-    mems: Optional[Str] = _field("memory nodes allowed (cpuset list)")
-    idle: Optional[Int64] = _field("cgroup v2 cpu.idle (0 or 1)")
+    shares: Uint64 | None = _field("relative CPU weight (cpu.shares)")
+    quota: Int64 | None = _field("CFS quota in microseconds per period")
+    burst: Uint64 | None = _field("CFS burst in microseconds")
+    period: Uint64 | None = _field("CFS period in microseconds")
+    realtime_runtime: Int64 | None = _field("realtime runtime in microseconds per period")
+    realtime_period: Uint64 | None = _field("realtime period in microseconds")
+    cpus: Str | None = _field("CPUs allowed (cpuset list, e.g. 0-3,7)")
+    mems: Str | None = _field("memory nodes allowed (cpuset list)")
+    idle: Int64 | None = _field("cgroup v2 cpu.idle (0 or 1)")
 
 
 class Pids(SpecModel):
@@ -412,8 +419,8 @@ class WeightDevice(SpecModel):
 
     major: Int64 = _field("major number of the block device", required=True)
     minor: Int64 = _field("minor number of the block device", required=True)
-    weight: Optional[Uint16] = _field("weight 10..1000")
-    leaf_weight: Optional[Uint16] = _field("leaf weight 10..1000 (cgroup v1 CFQ)")
+    weight: Uint16 | None = _field("weight 10..1000")
+    leaf_weight: Uint16 | None = _field("leaf weight 10..1000 (cgroup v1 CFQ)")
 
 
 class ThrottleDevice(SpecModel):
@@ -421,19 +428,19 @@ class ThrottleDevice(SpecModel):
 
     major: Int64 = _field("major number of the block device", required=True)
     minor: Int64 = _field("minor number of the block device", required=True)
-    rate: Optional[Uint64] = _field("bytes or operations per second")
+    rate: Uint64 | None = _field("bytes or operations per second")
 
 
 class BlockIO(SpecModel):
     """config-linux.md ``linux.resources.blockIO``: blkio (io) cgroup settings."""
 
-    weight: Optional[Uint16] = _field("default I/O weight 10..1000")
-    leaf_weight: Optional[Uint16] = _field("weight of tasks in this cgroup vs. children (v1)")
-    weight_device: Optional[list[WeightDevice]] = _field("per-device weights")
-    throttle_read_bps_device: Optional[list[ThrottleDevice]] = _field("read bytes/s limits")
-    throttle_write_bps_device: Optional[list[ThrottleDevice]] = _field("write bytes/s limits")
-    throttle_read_iops_device: Optional[list[ThrottleDevice]] = _field("read IO/s limits", alias="throttleReadIOPSDevice")
-    throttle_write_iops_device: Optional[list[ThrottleDevice]] = _field("write IO/s limits", alias="throttleWriteIOPSDevice")
+    weight: Uint16 | None = _field("default I/O weight 10..1000")
+    leaf_weight: Uint16 | None = _field("weight of tasks in this cgroup vs. children (v1)")
+    weight_device: list[WeightDevice] | None = _field("per-device weights")
+    throttle_read_bps_device: list[ThrottleDevice] | None = _field("read bytes/s limits")
+    throttle_write_bps_device: list[ThrottleDevice] | None = _field("write bytes/s limits")
+    throttle_read_iops_device: list[ThrottleDevice] | None = _field("read IO/s limits", alias="throttleReadIOPSDevice")
+    throttle_write_iops_device: list[ThrottleDevice] | None = _field("write IO/s limits", alias="throttleWriteIOPSDevice")
 
 
 class HugepageLimit(SpecModel):
@@ -453,40 +460,40 @@ class InterfacePriority(SpecModel):
 class Network(SpecModel):
     """config-linux.md ``linux.resources.network``: net_cls/net_prio cgroup settings."""
 
-    class_id: Optional[Uint32] = _field("net_cls class id of packets", alias="classID")
-    priorities: Optional[list[InterfacePriority]] = _field("per-interface priorities")
+    class_id: Uint32 | None = _field("net_cls class id of packets", alias="classID")
+    priorities: list[InterfacePriority] | None = _field("per-interface priorities")
 
 
 class Rdma(SpecModel):
     """config-linux.md ``linux.resources.rdma.<device>``: RDMA cgroup limits of one device."""
 
-    hca_handles: Optional[Uint32] = _field("maximum number of HCA handles")
-    hca_objects: Optional[Uint32] = _field("maximum number of HCA objects")
+    hca_handles: Uint32 | None = _field("maximum number of HCA handles")
+    hca_objects: Uint32 | None = _field("maximum number of HCA objects")
 
 
 class Resources(SpecModel):
     """config-linux.md ``linux.resources``: cgroup settings.  Do not set it unless limits have
     to be changed; ``unified`` writes cgroup v2 files directly."""
 
-    devices: Optional[list[DeviceCgroup]] = _field("device allow/deny list, applied in order")
-    memory: Optional[Memory] = _field("memory limits")
-    cpu: Optional[CPU] = _field("CPU and cpuset settings")
-    pids: Optional[Pids] = _field("task number limit")
-    block_io: Optional[BlockIO] = _field("block I/O settings", alias="blockIO")
-    hugepage_limits: Optional[list[HugepageLimit]] = _field("HugeTLB limits")
-    network: Optional[Network] = _field("net_cls / net_prio settings")
-    rdma: Optional[dict[Str, Rdma]] = _field("RDMA limits by device name")
-    unified: Optional[StrMap] = _field("cgroup v2 file name -> value, written as is")
+    devices: list[DeviceCgroup] | None = _field("device allow/deny list, applied in order")
+    memory: Memory | None = _field("memory limits")
+    cpu: CPU | None = _field("CPU and cpuset settings")
+    pids: Pids | None = _field("task number limit")
+    block_io: BlockIO | None = _field("block I/O settings", alias="blockIO")
+    hugepage_limits: list[HugepageLimit] | None = _field("HugeTLB limits")
+    network: Network | None = _field("net_cls / net_prio settings")
+    rdma: dict[Str, Rdma] | None = _field("RDMA limits by device name")
+    unified: StrMap | None = _field("cgroup v2 file name -> value, written as is")
 
 
 class IntelRdt(SpecModel):
     """config-linux.md ``linux.intelRdt``: Intel RDT (resctrl) class of service."""
 
-    clos_id: Optional[Str] = _field("resctrl group (class of service) name", alias="closID")
-    schemata: Optional[list[Str]] = _field("schemata lines written to the group")
-    l3_cache_schema: Optional[Str] = _field("L3 cache allocation schema")
-    mem_bw_schema: Optional[Annotated[str, Strict(), Field(pattern=r"^MB:[^\n]*$")]] = _field("memory bandwidth schema (MB:...)")
-    enable_monitoring: Optional[Bool] = _field("enable resctrl monitoring of the group")
+    clos_id: Str | None = _field("resctrl group (class of service) name", alias="closID")
+    schemata: list[Str] | None = _field("schemata lines written to the group")
+    l3_cache_schema: Str | None = _field("L3 cache allocation schema")
+    mem_bw_schema: Annotated[str, Strict(), Field(pattern=r"^MB:[^\n]*$")] | None = _field("memory bandwidth schema (MB:...)")
+    enable_monitoring: Bool | None = _field("enable resctrl monitoring of the group")
 
 
 class SeccompArg(SpecModel):
@@ -494,7 +501,7 @@ class SeccompArg(SpecModel):
 
     index: Annotated[Uint32, _rule(rules.check_syscall_arg_index)] = _field("argument index 0..5", required=True)
     value: Uint64 = _field("value compared with", required=True)
-    value_two: Optional[Uint64] = _field("second value (mask for SCMP_CMP_MASKED_EQ)")
+    value_two: Uint64 | None = _field("second value (mask for SCMP_CMP_MASKED_EQ)")
     op: SeccompOperator = _field("SCMP_CMP_* operator", required=True)
 
 
@@ -504,8 +511,8 @@ class SeccompSyscall(SpecModel):
 
     names: Annotated[list[Str], Field(min_length=1)] = _field("system call names (at least one)", required=True)
     action: SeccompAction = _field("SCMP_ACT_* action", required=True)
-    errno_ret: Optional[Uint32] = _field("errno returned with SCMP_ACT_ERRNO / SCMP_ACT_TRACE")
-    args: Optional[list[SeccompArg]] = _field("argument comparisons (all must match)")
+    errno_ret: Uint32 | None = _field("errno returned with SCMP_ACT_ERRNO / SCMP_ACT_TRACE")
+    args: list[SeccompArg] | None = _field("argument comparisons (all must match)")
 
 
 class Seccomp(SpecModel):
@@ -513,50 +520,50 @@ class Seccomp(SpecModel):
     runs.  SCMP_ACT_NOTIFY needs ``listenerPath``."""
 
     default_action: SeccompAction = _field("action for system calls no rule matches", required=True)
-    default_errno_ret: Optional[Uint32] = _field("errno for an ERRNO default action")
-    flags: Optional[list[SeccompFlag]] = _field("SECCOMP_FILTER_FLAG_* flags for seccomp(2)")
-    listener_path: Optional[Str] = _field("UNIX socket receiving the notify fd (SCMP_ACT_NOTIFY)")
-    listener_metadata: Optional[Str] = _field("opaque data sent with the notify fd")
-    architectures: Optional[list[SeccompArch]] = _field("SCMP_ARCH_* architectures the filter covers")
-    syscalls: Optional[list[SeccompSyscall]] = _field("rules by system call")
+    default_errno_ret: Uint32 | None = _field("errno for an ERRNO default action")
+    flags: list[SeccompFlag] | None = _field("SECCOMP_FILTER_FLAG_* flags for seccomp(2)")
+    listener_path: Str | None = _field("UNIX socket receiving the notify fd (SCMP_ACT_NOTIFY)")
+    listener_metadata: Str | None = _field("opaque data sent with the notify fd")
+    architectures: list[SeccompArch] | None = _field("SCMP_ARCH_* architectures the filter covers")
+    syscalls: list[SeccompSyscall] | None = _field("rules by system call")
 
 
 class Personality(SpecModel):
     """config-linux.md ``linux.personality``: the execution domain (personality(2))."""
 
-    domain: Optional[PersonalityDomain] = _field("LINUX or LINUX32")
-    flags: Optional[list[Str]] = _field("additional personality flags")
+    domain: PersonalityDomain | None = _field("LINUX or LINUX32")
+    flags: list[Str] | None = _field("additional personality flags")
 
 
 class MemoryPolicy(SpecModel):
     """config-linux.md ``linux.memoryPolicy``: NUMA memory policy (set_mempolicy(2))."""
 
-    mode: Optional[MemoryPolicyMode] = _field("MPOL_* mode")
-    nodes: Optional[Str] = _field("NUMA nodes (list format)")
-    flags: Optional[list[MemoryPolicyFlag]] = _field("MPOL_F_* flags")
+    mode: MemoryPolicyMode | None = _field("MPOL_* mode")
+    nodes: Str | None = _field("NUMA nodes (list format)")
+    flags: list[MemoryPolicyFlag] | None = _field("MPOL_F_* flags")
 
 
 class Linux(SpecModel):
     """config-linux.md ``linux``: the Linux-specific configuration (namespaces, id mappings,
     devices, cgroups, sysctl, seccomp, masked/read-only paths, labels)."""
 
-    namespaces: Optional[list[Namespace]] = _field("namespaces to create or join")
-    uid_mappings: Optional[list[IDMapping]] = _field("user namespace uid mappings")
-    gid_mappings: Optional[list[IDMapping]] = _field("user namespace gid mappings")
-    time_offsets: Optional[dict[Str, TimeOffset]] = _field("time namespace offsets by clock (boottime, monotonic)")
-    devices: Optional[list[Device]] = _field("devices that MUST exist in the container")
-    net_devices: Optional[dict[Str, NetDevice]] = _field("host network devices to move in, by host name")
-    cgroups_path: Optional[Str] = _field("cgroup path (absolute: from the cgroup root)")
-    resources: Optional[Resources] = _field("cgroup settings")
-    intel_rdt: Optional[IntelRdt] = _field("Intel RDT settings")
-    sysctl: Optional[StrMap] = _field("kernel parameters set in the container (namespaced ones only)")
-    seccomp: Optional[Seccomp] = _field("seccomp filter")
-    rootfs_propagation: Optional[RootfsPropagation] = _field("propagation of the root mount: private, shared, slave or unbindable")
-    masked_paths: Optional[list[AbsolutePath]] = _field("paths hidden in the container (absolute)")
-    readonly_paths: Optional[list[AbsolutePath]] = _field("paths made read-only in the container (absolute)")
-    mount_label: Optional[Str] = _field("SELinux context of the mounts")
-    personality: Optional[Personality] = _field("execution domain")
-    memory_policy: Optional[MemoryPolicy] = _field("NUMA memory policy")
+    namespaces: list[Namespace] | None = _field("namespaces to create or join")
+    uid_mappings: list[IDMapping] | None = _field("user namespace uid mappings")
+    gid_mappings: list[IDMapping] | None = _field("user namespace gid mappings")
+    time_offsets: dict[Str, TimeOffset] | None = _field("time namespace offsets by clock (boottime, monotonic)")
+    devices: list[Device] | None = _field("devices that MUST exist in the container")
+    net_devices: dict[Str, NetDevice] | None = _field("host network devices to move in, by host name")
+    cgroups_path: Str | None = _field("cgroup path (absolute: from the cgroup root)")
+    resources: Resources | None = _field("cgroup settings")
+    intel_rdt: IntelRdt | None = _field("Intel RDT settings")
+    sysctl: StrMap | None = _field("kernel parameters set in the container (namespaced ones only)")
+    seccomp: Seccomp | None = _field("seccomp filter")
+    rootfs_propagation: RootfsPropagation | None = _field("propagation of the root mount: private, shared, slave or unbindable")
+    masked_paths: list[AbsolutePath] | None = _field("paths hidden in the container (absolute)")
+    readonly_paths: list[AbsolutePath] | None = _field("paths made read-only in the container (absolute)")
+    mount_label: Str | None = _field("SELinux context of the mounts")
+    personality: Personality | None = _field("execution domain")
+    memory_policy: MemoryPolicy | None = _field("NUMA memory policy")
 
 
 # --------------------------------------------------------------------------- config.json
@@ -571,18 +578,18 @@ class Spec(SpecModel):
     """
 
     oci_version: Str = _field("version of the runtime spec the bundle complies with (SemVer)", required=True)
-    process: Optional[Process] = _field("the container process")
-    root: Optional[Root] = _field("the root filesystem")
-    hostname: Optional[Str] = _field("hostname in the container (needs a uts namespace)")
-    domainname: Optional[Str] = _field("NIS domain name in the container (needs a uts namespace)")
-    mounts: Optional[list[Mount]] = _field("additional mounts, in order")
-    hooks: Optional[Hooks] = _field("lifecycle hooks")
-    annotations: Optional[StrMap] = _field("arbitrary metadata (reverse-domain keys)")
-    linux: Optional[Linux] = _field("Linux-specific configuration")
+    process: Process | None = _field("the container process")
+    root: Root | None = _field("the root filesystem")
+    hostname: Str | None = _field("hostname in the container (needs a uts namespace)")
+    domainname: Str | None = _field("NIS domain name in the container (needs a uts namespace)")
+    mounts: list[Mount] | None = _field("additional mounts, in order")
+    hooks: Hooks | None = _field("lifecycle hooks")
+    annotations: StrMap | None = _field("arbitrary metadata (reverse-domain keys)")
+    linux: Linux | None = _field("Linux-specific configuration")
 
     @classmethod
     def model_validate(cls, obj: Any, *, strict: bool | None = None, from_attributes: bool | None = None,
-                       context: Any = None, **kwargs) -> "Spec":
+                       context: Any = None, **kwargs) -> Spec:
         """Build a Spec from a config.json ``dict``; raises ``ConfigError`` listing every
         problem (schema and spec rules) with its JSON path."""
         if not isinstance(obj, BaseModel):
@@ -598,7 +605,7 @@ class Spec(SpecModel):
             raise config_error(problems_from_validation_error(exc)) from None
 
     @classmethod
-    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs) -> "Spec":
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs) -> Spec:
         """Build a Spec from config.json text (same checks as ``model_validate``)."""
         return load_spec(json_data if isinstance(json_data, str) else bytes(json_data))
 
@@ -630,7 +637,7 @@ class Spec(SpecModel):
             raise
         return target
 
-    def diff(self, other: "Spec | dict | None" = None):
+    def diff(self, other: Spec | dict | None = None):
         """What changed from ``other`` (default: ``default_spec()``) to this spec, as a
         ``SpecDiff`` of (path, added/removed/changed, old, new)."""
         from pyoci_nb.spec.diff import diff_configs
@@ -655,12 +662,12 @@ class State(SpecModel):
     oci_version: Str = _field("version of the runtime spec of the state", required=True)
     id: Str = _field("the container's id, unique on the host", required=True)
     status: ContainerStatus = _field("creating, created, running or stopped", required=True)
-    pid: Optional[Annotated[int, Strict(), Field(ge=0)]] = _field("pid of the container process (host pid namespace)")
+    pid: Annotated[int, Strict(), Field(ge=0)] | None = _field("pid of the container process (host pid namespace)")
     bundle: Str = _field("absolute path of the bundle directory", required=True)
-    annotations: Optional[StrMap] = _field("annotations of the container's config")
+    annotations: StrMap | None = _field("annotations of the container's config")
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs) -> "State":
+    def model_validate(cls, obj: Any, **kwargs) -> State:
         """Build a State from ``state`` JSON; ``ConfigError`` names every problem."""
         if isinstance(obj, dict):
             problems = rules.validate_state(obj)
@@ -676,48 +683,48 @@ class State(SpecModel):
 class EnabledFeature(SpecModel):
     """features-linux.md: a feature the runtime may support: ``enabled`` says whether it does."""
 
-    enabled: Optional[Bool] = _field("whether the runtime supports it (unset: unknown)")
+    enabled: Bool | None = _field("whether the runtime supports it (unset: unknown)")
 
 
 class CgroupFeatures(SpecModel):
     """features-linux.md ``linux.cgroup``: which cgroup set-ups the runtime supports."""
 
-    v1: Optional[Bool] = _field("cgroup v1")
-    v2: Optional[Bool] = _field("cgroup v2")
-    systemd: Optional[Bool] = _field("systemd cgroup driver")
-    systemd_user: Optional[Bool] = _field("systemd user-session cgroup driver")
-    rdma: Optional[Bool] = _field("RDMA controller")
+    v1: Bool | None = _field("cgroup v1")
+    v2: Bool | None = _field("cgroup v2")
+    systemd: Bool | None = _field("systemd cgroup driver")
+    systemd_user: Bool | None = _field("systemd user-session cgroup driver")
+    rdma: Bool | None = _field("RDMA controller")
 
 
 class SeccompFeatures(SpecModel):
     """features-linux.md ``linux.seccomp``: seccomp support and the names the runtime knows."""
 
-    enabled: Optional[Bool] = _field("seccomp is supported")
-    actions: Optional[list[Str]] = _field("SCMP_ACT_* actions supported")
-    operators: Optional[list[Str]] = _field("SCMP_CMP_* operators supported")
-    archs: Optional[list[Str]] = _field("SCMP_ARCH_* architectures supported")
-    known_flags: Optional[list[Str]] = _field("SECCOMP_FILTER_FLAG_* flags known")
-    supported_flags: Optional[list[Str]] = _field("flags supported by this kernel")
+    enabled: Bool | None = _field("seccomp is supported")
+    actions: list[Str] | None = _field("SCMP_ACT_* actions supported")
+    operators: list[Str] | None = _field("SCMP_CMP_* operators supported")
+    archs: list[Str] | None = _field("SCMP_ARCH_* architectures supported")
+    known_flags: list[Str] | None = _field("SECCOMP_FILTER_FLAG_* flags known")
+    supported_flags: list[Str] | None = _field("flags supported by this kernel")
 
 
 class IDMapFeature(SpecModel):
     """features-linux.md ``linux.mountExtensions``: mount extensions (id-mapped mounts)."""
 
-    idmap: Optional[EnabledFeature] = _field("id-mapped mounts")
+    idmap: EnabledFeature | None = _field("id-mapped mounts")
 
 
 class LinuxFeatures(SpecModel):
     """features-linux.md ``linux``: Linux features of the runtime."""
 
-    namespaces: Optional[list[Str]] = _field("namespace types supported")
-    capabilities: Optional[list[Str]] = _field("capabilities known")
-    cgroup: Optional[CgroupFeatures] = _field("cgroup support")
-    seccomp: Optional[SeccompFeatures] = _field("seccomp support")
-    apparmor: Optional[EnabledFeature] = _field("AppArmor support")
-    selinux: Optional[EnabledFeature] = _field("SELinux support")
-    intel_rdt: Optional[EnabledFeature] = _field("Intel RDT support")
-    mount_extensions: Optional[IDMapFeature] = _field("mount extensions")
-    net_devices: Optional[EnabledFeature] = _field("linux.netDevices support")
+    namespaces: list[Str] | None = _field("namespace types supported")
+    capabilities: list[Str] | None = _field("capabilities known")
+    cgroup: CgroupFeatures | None = _field("cgroup support")
+    seccomp: SeccompFeatures | None = _field("seccomp support")
+    apparmor: EnabledFeature | None = _field("AppArmor support")
+    selinux: EnabledFeature | None = _field("SELinux support")
+    intel_rdt: EnabledFeature | None = _field("Intel RDT support")
+    mount_extensions: IDMapFeature | None = _field("mount extensions")
+    net_devices: EnabledFeature | None = _field("linux.netDevices support")
 
 
 class Features(SpecModel):
@@ -726,14 +733,14 @@ class Features(SpecModel):
 
     oci_version_min: Str = _field("lowest spec version supported", required=True)
     oci_version_max: Str = _field("highest spec version supported", required=True)
-    hooks: Optional[list[Str]] = _field("hook names supported")
-    mount_options: Optional[list[Str]] = _field("mount options recognised")
-    annotations: Optional[StrMap] = _field("runtime-specific information")
-    potentially_unsafe_config_annotations: Optional[list[Str]] = _field("config annotations that may change the runtime's behaviour")
-    linux: Optional[LinuxFeatures] = _field("Linux features")
+    hooks: list[Str] | None = _field("hook names supported")
+    mount_options: list[Str] | None = _field("mount options recognised")
+    annotations: StrMap | None = _field("runtime-specific information")
+    potentially_unsafe_config_annotations: list[Str] | None = _field("config annotations that may change the runtime's behaviour")
+    linux: LinuxFeatures | None = _field("Linux features")
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs) -> "Features":
+    def model_validate(cls, obj: Any, **kwargs) -> Features:
         """Build Features from ``features`` JSON; ``ConfigError`` names every problem."""
         if isinstance(obj, dict):
             problems = rules.validate_features(obj)
@@ -754,7 +761,7 @@ def default_spec(rootless: bool = False) -> Spec:
     return Spec.model_validate(default_config(rootless))
 
 
-def load_spec(source: Union[str, os.PathLike, dict, bytes]) -> Spec:
+def load_spec(source: str | os.PathLike | dict | bytes) -> Spec:
     """A ``Spec`` from a path to a config.json (or a bundle directory), a ``dict``, or JSON text.
     Raises ``ConfigError`` naming every problem (with the file when read from one)."""
     from pyoci_nb.errors import ConfigError

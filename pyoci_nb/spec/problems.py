@@ -8,8 +8,9 @@ the rule it breaks and the value itself.  The runtime's pre-flight check, ``pyoc
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from pyoci_nb.richrepr import ReprMixin  # noqa: F401 -- re-exported for the spec models
 

@@ -15,12 +15,13 @@ when the value is fine, else the message of the rule it breaks.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pyoci_nb.runtime import seccomp as _seccomp
-from pyoci_nb.spec.namespace_types import NAMESPACE_TYPES
 from pyoci_nb.spec import jsonschema_lite
 from pyoci_nb.spec.capabilities import ALL_CAPABILITIES, CAPABILITY_NUMBERS, CAPABILITY_SETS
+from pyoci_nb.spec.namespace_types import NAMESPACE_TYPES
 from pyoci_nb.spec.problems import Problem, join_path, short_repr
 
 # --------------------------------------------------------------------------- known names
@@ -268,8 +269,8 @@ def rule_problems(config: dict, for_start: bool = False) -> list[Problem]:
                           if isinstance(config.get(key), str) and config[key]]
     if hostname_needs_uts and "uts" not in new_or_joined and "linux" in config:
         for key in hostname_needs_uts:
-            out.rule(key, config[key], f"setting the {key} to {short_repr(config[key])} needs a uts namespace of the container's own: "
-                                       "add {\"type\": \"uts\"} to linux.namespaces")
+            out.rule(key, config[key], f"setting the {key} to {short_repr(config[key])} needs a uts namespace "
+                                       "of the container's own: add {\"type\": \"uts\"} to linux.namespaces")
 
     if isinstance(config.get("linux"), dict):
         _linux_rules(out, linux, namespaces, new_or_joined)
@@ -279,7 +280,8 @@ def rule_problems(config: dict, for_start: bool = False) -> list[Problem]:
 def _process_rules(out: _Collector, process: Any, base: str, for_start: bool, present: bool) -> None:
     if not present:
         if for_start:
-            out.rule(base, None, "is required to start a container (config.md: process is REQUIRED when start is called)")
+            out.rule(base, None, "is required to start a container "
+                                 "(config.md: process is REQUIRED when start is called)")
         return
     if not isinstance(process, dict):
         return

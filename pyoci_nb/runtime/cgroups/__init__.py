@@ -29,9 +29,9 @@ import os
 
 from pyoci_nb.errors import ConfigError, UnsupportedError
 from pyoci_nb.runtime import log
-from pyoci_nb.runtime.syscalls import read_file
 from pyoci_nb.runtime.cgroups.base import CgroupManager, NoCgroupManager
 from pyoci_nb.runtime.records import FrozenRecord
+from pyoci_nb.runtime.syscalls import read_file
 
 __all__ = ["CgroupLayout", "CgroupManager", "Mount", "detect_layout", "manager_for",
            "manager_from_state", "resolve_cgroups_path", "V1_CONTROLLERS"]

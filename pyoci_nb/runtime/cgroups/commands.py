@@ -28,7 +28,6 @@ import time
 from pyoci_nb.errors import ConfigError, ContainerError, InvalidState, UnsupportedError
 from pyoci_nb.runtime.state import StateDir, derive_status
 
-
 # --- loading a container ---------------------------------------------------------------------
 
 def _load(args, lock: bool):

@@ -148,7 +148,7 @@ def implied_rules(config: dict) -> list[DeviceRule]:
     ``rwm`` rule per ``linux.devices`` entry (a device the config creates is usable)."""
     rules = list(DEFAULT_ALLOWED)
     linux = config.get("linux") or {}
-    for i, dev in enumerate(linux.get("devices") or []):
+    for _i, dev in enumerate(linux.get("devices") or []):
         if not isinstance(dev, dict):
             continue  # the runtime's own validation of linux.devices reports it
         dev_type = dev.get("type")
@@ -173,7 +173,7 @@ class DeviceRules:
         self.exceptions: dict[tuple[str, int | None, int | None], str] = dict(exceptions or {})
 
     @classmethod
-    def from_rules(cls, rules) -> "DeviceRules":
+    def from_rules(cls, rules) -> DeviceRules:
         """The state after replaying ``rules`` in order on a new (deny-all) cgroup."""
         state = cls()
         for rule in rules:

@@ -33,10 +33,20 @@ import time
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime import log
 from pyoci_nb.runtime.cgroups import base
-from pyoci_nb.runtime.cgroups.base import (RESOURCES, CgroupManager, boolean, integer, items,
-                                           resources_object,
-                                           read_file, read_int, read_keyed, section, string,
-                                           write_file)
+from pyoci_nb.runtime.cgroups.base import (
+    RESOURCES,
+    CgroupManager,
+    boolean,
+    integer,
+    items,
+    read_file,
+    read_int,
+    read_keyed,
+    resources_object,
+    section,
+    string,
+    write_file,
+)
 from pyoci_nb.runtime.cgroups.v2 import UINT64_MAX, V2Manager, _omit
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -79,7 +89,7 @@ class V1Manager(CgroupManager):
         return state
 
     @classmethod
-    def from_state(cls, saved: dict) -> "V1Manager":
+    def from_state(cls, saved: dict) -> V1Manager:
         """Rebuild from ``to_state()`` output."""
         unified = V2Manager.from_state(saved["unified"]) if saved.get("unified") else None
         manager = cls(saved.get("id", ""), saved.get("cgroupsPath", ""), saved.get("paths") or {},

@@ -28,10 +28,20 @@ import time
 from pyoci_nb.errors import ConfigError, SetupError, UnsupportedError
 from pyoci_nb.runtime import log
 from pyoci_nb.runtime.cgroups import base
-from pyoci_nb.runtime.cgroups.base import (RESOURCES, CgroupManager, boolean, integer, items,
-                                           resources_object,
-                                           read_file, read_int, read_keyed, section, string,
-                                           write_file)
+from pyoci_nb.runtime.cgroups.base import (
+    RESOURCES,
+    CgroupManager,
+    boolean,
+    integer,
+    items,
+    read_file,
+    read_int,
+    read_keyed,
+    resources_object,
+    section,
+    string,
+    write_file,
+)
 
 UINT64_MAX = (1 << 64) - 1
 
@@ -95,7 +105,7 @@ class V2Manager(CgroupManager):
         return state
 
     @classmethod
-    def from_state(cls, saved: dict) -> "V2Manager":
+    def from_state(cls, saved: dict) -> V2Manager:
         """Rebuild from ``to_state()`` output."""
         manager = cls(saved.get("id", ""), saved.get("cgroupsPath", ""), saved["path"],
                       saved["mountpoint"], saved.get("rootless", False),
