@@ -91,6 +91,10 @@ def run_command(args) -> int:
         if config_terminal:
             import socket
 
+            from pyoci_nb.runtime.console import check_relay_terminal
+
+            check_relay_terminal()  # no terminal here: say so now, not a shell waiting forever
+
             relay_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             console_fd = init_end.fileno()
     # create and start as one operation (a failure removes everything), except with --keep,
@@ -182,7 +186,9 @@ def exec_command(args) -> int:
     import socket
 
     from pyoci_nb.runtime import syscalls
-    from pyoci_nb.runtime.console import receive_fd, relay
+    from pyoci_nb.runtime.console import check_relay_terminal, receive_fd, relay
+
+    check_relay_terminal("--tty" if args.tty else "process.terminal")
     from pyoci_nb.runtime.container import _exit_code
 
     syscalls.set_child_subreaper()

@@ -27,7 +27,7 @@ from pyoci_nb.errors import (ConfigError, ContainerError, InvalidState, PyociErr
 from pyoci_nb.richrepr import ReprMixin
 from pyoci_nb.runtime import hooks, jsonio, log, namespaces, process, trampoline
 from pyoci_nb.runtime import syscalls as sc
-from pyoci_nb.runtime.state import (StateDir, derive_status, init_alive, list_ids,
+from pyoci_nb.runtime.state import (StateDir, check_id, derive_status, init_alive, list_ids,
                                     public_state)
 
 
@@ -688,7 +688,8 @@ class Container(ReprMixin):
         ``cleanup_paths`` are removed with the container (by ``delete``, or then).
         ``subreaper`` is the command line's: with it, this process becomes the init's parent."""
         bundle_path = _bundle_path(bundle)
-        container_id = id or "pyoci-" + os.urandom(6).hex()
+        container_id = "pyoci-" + os.urandom(6).hex() if id is None else id
+        check_id(container_id)  # "" is runc's "container id cannot be empty", not a made-up id
         if rootless is None:
             rootless = os.geteuid() != 0
         container = cls(container_id, root)
