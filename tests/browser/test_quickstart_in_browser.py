@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.root]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]  # known long: real engines / a real browser
 
 
 def _free_port() -> int:

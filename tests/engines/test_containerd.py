@@ -22,7 +22,7 @@ import pytest
 
 from engine_helpers import HostPaths, cgroup_dirs, processes_mentioning, unmount_under, write_oci_archive
 
-pytestmark = [pytest.mark.slow, pytest.mark.root]
+pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]  # known long: real engines / a real browser
 
 IMAGE = "docker.io/library/pyoci-busybox:test"
 CONFIG = """version = 2
