@@ -31,7 +31,8 @@ from pyoci_nb.rootfs.safetar import (
     read_members,
     safe_extract,
 )
-from pyoci_nb.rootfs.tree import DIR_FLAGS, MAX_SYMLINKS, fresh_directory, open_own_directory, resolve_in_root
+from pyoci_nb.rootfs.tree import (DIR_FLAGS, MAX_SYMLINKS, fresh_directory, open_own_directory, remove_tree,
+                                  resolve_in_root)
 from pyoci_nb.spec.problems import Problem, ReprMixin, join_path
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Bundle(ReprMixin):
 
     @classmethod
     def create(cls, path: str | os.PathLike, spec: SpecSource = None,
-               rootfs: RootfsSource = "busybox") -> "Bundle":
+               rootfs: RootfsSource = "busybox", overwrite: bool = False) -> "Bundle":
         """Make a new bundle in ``path`` (a new or empty directory) and return it.
 
         ``spec``: a ``Spec``, a config ``dict``, a path to a config.json, or ``None`` for
@@ -101,6 +102,10 @@ class Bundle(ReprMixin):
         a tarball (``rootfs.from_tar``; the bundle directory is then private, 0700, as with
         ``unpack``), or ``None`` for an empty directory.
         On failure nothing is left in ``path``.
+
+        ``overwrite=True`` (a notebook cell run again) first removes a bundle already at ``path``:
+        a directory holding config.json, or an empty one; a symbolic link is removed itself, never
+        followed, and so are links inside the old bundle.  Anything else there is refused.
         """
         from pyoci_nb.spec.models import Spec, load_spec
 
@@ -122,6 +127,8 @@ class Bundle(ReprMixin):
             raise BundleError("cannot build the root filesystem inside the bundle", where="root.path",
                               why=f"root.path is {root_path!r}; a rootfs is built only at a relative root.path",
                               hint="use a relative root.path such as 'rootfs', or pass rootfs=None")
+        if overwrite:
+            _remove_old_bundle(Path(path).absolute())
         with fresh_directory(path, BundleError) as directory:
             if isinstance(source, tuple) and source[0] == "tarball":
                 # as Bundle.unpack: the image's set-user-ID files and devices out of other users' reach
@@ -384,6 +391,22 @@ class Bundle(ReprMixin):
         except Exception as e:   # __str__ is used by the repr fallback: it must not raise
             lines.append(f"  config.json unusable: {e}")
         return "\n".join(lines)
+
+
+def _remove_old_bundle(path: Path) -> None:
+    """``Bundle.create(overwrite=True)``: remove what is at ``path`` if it is a bundle (or an
+    empty directory, or a symbolic link: the link itself), never following a link."""
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.is_dir() or (any(path.iterdir()) and not (path / CONFIG_NAME).is_file()):
+        raise BundleError("refusing to overwrite: not a bundle", where=str(path),
+                          why="overwrite=True removes an old bundle (a directory with config.json), "
+                              "and this is something else",
+                          hint="choose another path, or remove it yourself if it really should go")
+    remove_tree(path)
 
 
 def _rootfs_source(rootfs: RootfsSource) -> Any:

@@ -1041,6 +1041,8 @@ class ContainerMagics(Magics):
             self.shell.user_ns[options.capture] = result
         if result.returncode != 0 and options.raise_error:
             raise ContainerCellError(result.returncode, command, result.stdout, result.stderr, result.container)
+        if result.returncode != 0:  # --no-raise-error: not raised, but never silent
+            print(f"%%container: exit status {result.returncode}", file=sys.stderr)
         return None
 
     def _unavailable(self, options: CellOptions, command: list[str], probe_result, missing):
@@ -1156,12 +1158,23 @@ class ContainerTable:
 _registered: dict[int, ContainerMagics] = {}
 
 
+def _help_cell(lines: list[str]) -> list[str]:
+    """An input transformer: a cell that is only ``%%container ... --help`` (which IPython
+    refuses: "the cell body is empty") runs as the line magic, which prints the help."""
+    first = lines[0].strip() if lines else ""
+    if first.startswith("%%container ") and not any(line.strip() for line in lines[1:]) and \
+            {"-h", "--help"} & set(first.split()[1:]):
+        return [first[1:] + "\n"]
+    return lines
+
+
 def load_ipython_extension(ipython) -> None:
     """Register the magics on this IPython shell (once)."""
     if id(ipython) in _registered:
         return
     magics = ContainerMagics(ipython)
     ipython.register_magics(magics)
+    ipython.input_transformers_cleanup.append(_help_cell)  # `%%container --help` alone in a cell
     _registered[id(ipython)] = magics
     # start the engine now (it imports while the user types): the first cell does not wait for it
     with contextlib.suppress(Exception):
@@ -1171,5 +1184,7 @@ def load_ipython_extension(ipython) -> None:
 def unload_ipython_extension(ipython) -> None:
     """Remove this kernel's containers (named ones included) and forget the session."""
     magics = _registered.pop(id(ipython), None)
+    with contextlib.suppress(ValueError):
+        ipython.input_transformers_cleanup.remove(_help_cell)
     if magics is not None:
         magics.session.shutdown()
