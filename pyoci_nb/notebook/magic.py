@@ -986,7 +986,8 @@ class ContainerMagics(Magics):
     def container(self, line: str, cell: str | None = None):
         """Run the cell body in a real OCI container (a fresh one, or the one named by --name).
 
-        ``%container --help`` (line form) shows the options; everything else needs the cell form.
+        ``%%container --help`` (alone in a cell) or ``%container --help`` shows the options;
+        everything else needs the cell form.
         """
         args = parse_argstring(self.container, line)
         if args.help:
