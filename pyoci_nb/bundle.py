@@ -31,8 +31,14 @@ from pyoci_nb.rootfs.safetar import (
     read_members,
     safe_extract,
 )
-from pyoci_nb.rootfs.tree import (DIR_FLAGS, MAX_SYMLINKS, fresh_directory, open_own_directory, remove_tree,
-                                  resolve_in_root)
+from pyoci_nb.rootfs.tree import (
+    DIR_FLAGS,
+    MAX_SYMLINKS,
+    fresh_directory,
+    open_own_directory,
+    remove_tree,
+    resolve_in_root,
+)
 from pyoci_nb.spec.problems import Problem, ReprMixin, join_path
 
 if TYPE_CHECKING:

@@ -81,7 +81,8 @@ def check_relay_terminal(where: str = "process.terminal") -> None:
         os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
         return
     except OSError as exc:
-        why = f"stdin, stdout and stderr are not terminals and there is no controlling terminal (/dev/tty: {exc.strerror})"
+        why = ("stdin, stdout and stderr are not terminals and there is no controlling terminal "
+               f"(/dev/tty: {exc.strerror})")
     raise ContainerError("the container asks for a terminal but there is none to relay it to", where=where,
                          why=why, hint='run it from a terminal, or set "terminal": false in config.json '
                                        "(sed -i 's/\"terminal\": true/\"terminal\": false/' config.json), "

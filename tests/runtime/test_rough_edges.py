@@ -108,11 +108,11 @@ def test_terminal_true_with_a_piped_stdin_ends_when_the_pipe_ends(bundle, state_
     assert list(state_root.iterdir()) == []
 
 
-def test_errors_are_plain_on_a_terminal_and_runc_lines_otherwise(state_root, tmp_path):
+def _stderr_on_a_pty(args) -> tuple[int, str]:
+    """Run pyoci with its stderr on a real pty: (exit status, what it wrote there)."""
     master, slave = pty.openpty()
     try:
-        on_tty = _run_pyoci(["--root", state_root, "state", "nope"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=slave)
+        result = _run_pyoci(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
         os.close(slave)
         slave = None
         text = bytearray()
@@ -121,37 +121,26 @@ def test_errors_are_plain_on_a_terminal_and_runc_lines_otherwise(state_root, tmp
         if slave is not None:
             os.close(slave)
         os.close(master)
-    assert on_tty.returncode == 1
-    assert text.decode().startswith("pyoci: error: container 'nope': container does not exist"), text
-    assert b"level=" not in text
+    return result.returncode, text.decode()
+
+
+def test_errors_are_plain_on_a_terminal_and_runc_lines_otherwise(state_root, tmp_path):
+    status, text = _stderr_on_a_pty(["--root", state_root, "state", "nope"])
+    assert status == 1
+    assert text.startswith("pyoci: error: container 'nope': container does not exist"), text
+    assert "level=" not in text
 
     piped = pyoci("state", "nope", root=state_root)  # stderr a file: an engine reads it
     assert piped.returncode == 1
     assert piped.stderr.startswith('time="') and 'level=error msg="container' in piped.stderr
 
-    master, slave = pty.openpty()  # --log-format json is for engines, even on a terminal
-    try:
-        as_json = _run_pyoci(["--root", state_root, "--log-format", "json", "state", "nope"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
-        os.close(slave)
-        slave = None
-        text = bytearray()
-        _read_all(master, text)
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert as_json.returncode == 1
-    record = json.loads(text.decode().strip().splitlines()[-1])
+    # --log-format json is for engines, even on a terminal
+    status, text = _stderr_on_a_pty(["--root", state_root, "--log-format", "json", "state", "nope"])
+    assert status == 1
+    record = json.loads(text.strip().splitlines()[-1])
     assert record["level"] == "error" and "does not exist" in record["msg"]
 
     log_file = tmp_path / "log.json"  # --log FILE: the log keeps runc's format
-    master, slave = pty.openpty()
-    try:
-        logged = _run_pyoci(["--root", state_root, "--log", log_file, "--log-format", "json", "state", "nope"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
-    finally:
-        os.close(slave)
-        os.close(master)
-    assert logged.returncode == 1
+    status, _ = _stderr_on_a_pty(["--root", state_root, "--log", log_file, "--log-format", "json", "state", "nope"])
+    assert status == 1
     assert json.loads(log_file.read_text().splitlines()[-1])["level"] == "error"
