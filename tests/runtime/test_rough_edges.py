@@ -144,3 +144,17 @@ def test_errors_are_plain_on_a_terminal_and_runc_lines_otherwise(state_root, tmp
     status, _ = _stderr_on_a_pty(["--root", state_root, "--log", log_file, "--log-format", "json", "state", "nope"])
     assert status == 1
     assert json.loads(log_file.read_text().splitlines()[-1])["level"] == "error"
+
+
+def test_exec_tty_without_any_terminal_is_an_error_not_a_hang(bundle, state_root, container_id, tmp_path):
+    edit_config(bundle, **{"process.args": ["sleep", "300"]})
+    pyoci("run", "--detach", "--bundle", bundle, container_id, root=state_root, check=True, stdin=subprocess.DEVNULL)
+    err = tmp_path / "err"
+    with open(err, "wb") as err_file:
+        result = _run_pyoci(["--root", state_root, "exec", "--tty", container_id, "sh"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file, timeout=30)
+    assert result.returncode == 1
+    assert "--tty: the container asks for a terminal but there is none" in err.read_text()
+    state = json.loads(pyoci("state", container_id, root=state_root, check=True).stdout)
+    assert state["status"] == "running"  # the container is untouched
+    assert json.loads(pyoci("ps", "--format", "json", container_id, root=state_root, check=True).stdout) == [state["pid"]]
