@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench notebooks clean
 
 setup:
 	./scripts/setup.sh
@@ -17,6 +17,9 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+notebooks: setup  # re-run the tutorials and store their outputs (never the widgets' state)
+	$(PY) scripts/refresh_notebooks.py
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache

@@ -19,8 +19,9 @@ import os
 import stat
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from pyoci_nb.errors import BundleError
 from pyoci_nb.rootfs.safetar import (
@@ -31,7 +32,14 @@ from pyoci_nb.rootfs.safetar import (
     read_members,
     safe_extract,
 )
-from pyoci_nb.rootfs.tree import DIR_FLAGS, MAX_SYMLINKS, fresh_directory, open_own_directory, resolve_in_root
+from pyoci_nb.rootfs.tree import (
+    DIR_FLAGS,
+    MAX_SYMLINKS,
+    fresh_directory,
+    open_own_directory,
+    remove_tree,
+    resolve_in_root,
+)
 from pyoci_nb.spec.problems import Problem, ReprMixin, join_path
 
 if TYPE_CHECKING:
@@ -55,7 +63,7 @@ ROOTFS_KINDS = ("busybox", "host")
 _COMPRESSION = {".tar.gz": "gz", ".tgz": "gz", ".tar.bz2": "bz2", ".tbz2": "bz2", ".tar.xz": "xz", ".txz": "xz"}
 
 SpecSource = Union["Spec", dict, str, os.PathLike, None]
-RootfsSource = Union[str, os.PathLike, Sequence[str], None]
+RootfsSource = Union[str, os.PathLike, Sequence[str], None]  # noqa: UP007 (beside SpecSource's forward reference)
 
 
 class Bundle(ReprMixin):
@@ -78,7 +86,7 @@ class Bundle(ReprMixin):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Bundle":
+    def load(cls, path: str | os.PathLike) -> Bundle:
         """Open an existing bundle and read its config now: raises ``BundleError`` when config.json
         is missing or not JSON and ``ConfigError`` (naming each field) when it breaks the spec."""
         bundle = cls(path)
@@ -87,7 +95,7 @@ class Bundle(ReprMixin):
 
     @classmethod
     def create(cls, path: str | os.PathLike, spec: SpecSource = None,
-               rootfs: RootfsSource = "busybox") -> "Bundle":
+               rootfs: RootfsSource = "busybox", overwrite: bool = False) -> Bundle:
         """Make a new bundle in ``path`` (a new or empty directory) and return it.
 
         ``spec``: a ``Spec``, a config ``dict``, a path to a config.json, or ``None`` for
@@ -101,6 +109,10 @@ class Bundle(ReprMixin):
         a tarball (``rootfs.from_tar``; the bundle directory is then private, 0700, as with
         ``unpack``), or ``None`` for an empty directory.
         On failure nothing is left in ``path``.
+
+        ``overwrite=True`` (a notebook cell run again) first removes a bundle already at ``path``:
+        a directory holding config.json, or an empty one; a symbolic link is removed itself, never
+        followed, and so are links inside the old bundle.  Anything else there is refused.
         """
         from pyoci_nb.spec.models import Spec, load_spec
 
@@ -122,6 +134,8 @@ class Bundle(ReprMixin):
             raise BundleError("cannot build the root filesystem inside the bundle", where="root.path",
                               why=f"root.path is {root_path!r}; a rootfs is built only at a relative root.path",
                               hint="use a relative root.path such as 'rootfs', or pass rootfs=None")
+        if overwrite:
+            _remove_old_bundle(Path(path).absolute())
         with fresh_directory(path, BundleError) as directory:
             if isinstance(source, tuple) and source[0] == "tarball":
                 # as Bundle.unpack: the image's set-user-ID files and devices out of other users' reach
@@ -135,7 +149,7 @@ class Bundle(ReprMixin):
 
     @classmethod
     def from_image(cls, image, path: str | os.PathLike, *, overlay: bool | None = None,
-                   pull: bool = True, **pull_options) -> "Bundle":
+                   pull: bool = True, **pull_options) -> Bundle:
         """A bundle in ``path`` (new or empty, made 0700) from an OCI image, as ``umoci unpack``
         makes one (image-spec ``conversion.md``): config.json with ``process.args`` =
         Entrypoint + Cmd, ``env`` = Env, ``cwd`` = WorkingDir, ``user`` = User, labels, exposed
@@ -178,7 +192,7 @@ class Bundle(ReprMixin):
         return config
 
     @property
-    def spec(self) -> "Spec":
+    def spec(self) -> Spec:
         """The bundle's config as a pydantic ``Spec`` (read on first use, then kept: edit it and
         call ``save()``).  Raises ``BundleError``/``ConfigError`` when config.json is unusable."""
         if self._spec is None:
@@ -338,7 +352,7 @@ class Bundle(ReprMixin):
 
     @classmethod
     def unpack(cls, tarball: str | os.PathLike, dest: str | os.PathLike, *,
-               max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = DEFAULT_MAX_ENTRIES) -> "Bundle":
+               max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = DEFAULT_MAX_ENTRIES) -> Bundle:
         """Extract a bundle tarball into ``dest`` (a new or empty directory) and return the bundle.
 
         The tarball must have ``config.json`` at its top.  Unsafe members are refused with
@@ -400,6 +414,22 @@ class Bundle(ReprMixin):
         except Exception as e:   # __str__ is used by the repr fallback: it must not raise
             lines.append(f"  config.json unusable: {e}")
         return "\n".join(lines)
+
+
+def _remove_old_bundle(path: Path) -> None:
+    """``Bundle.create(overwrite=True)``: remove what is at ``path`` if it is a bundle (or an
+    empty directory, or a symbolic link: the link itself), never following a link."""
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.is_dir() or (any(path.iterdir()) and not (path / CONFIG_NAME).is_file()):
+        raise BundleError("refusing to overwrite: not a bundle", where=str(path),
+                          why="overwrite=True removes an old bundle (a directory with config.json), "
+                              "and this is something else",
+                          hint="choose another path, or remove it yourself if it really should go")
+    remove_tree(path)
 
 
 def _rootfs_source(rootfs: RootfsSource) -> Any:

@@ -19,8 +19,7 @@ import os
 import sys
 
 from pyoci_nb import OCI_VERSION, __version__
-from pyoci_nb.cliparse import (Arguments, Command, Flag, HelpRequested, Parser, Positional,
-                               UsageError)
+from pyoci_nb.cliparse import Arguments, Command, Flag, HelpRequested, Parser, Positional, UsageError
 
 # command -> (handler "module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -233,7 +232,8 @@ def _main(argv: list[str]) -> int:
             raise UnsupportedError("--systemd-cgroup is not supported",
                                    where="--systemd-cgroup",
                                    why="pyoci manages cgroups through the cgroupfs driver only",
-                                   hint="drop the flag (podman: --cgroup-manager=cgroupfs; containerd: SystemdCgroup = false)")
+                                   hint="drop the flag (podman: --cgroup-manager=cgroupfs; "
+                                        "containerd: SystemdCgroup = false)")
         handler = _load_handler(args.command)
         from pyoci_nb.runtime import container
 

@@ -228,7 +228,7 @@ class CellOptions:
     if_unavailable: str = "error"
 
     @classmethod
-    def from_args(cls, args) -> "CellOptions":
+    def from_args(cls, args) -> CellOptions:
         """Check every option (errors name the option, the rule and an example)."""
         if args.name is not None and not _NAME_RE.match(args.name):
             raise ConfigError(f"invalid container name {args.name!r}", where="--name",
@@ -971,7 +971,8 @@ class ContainerMagics(Magics):
     @argument("--shell", default=None, metavar="PROG", help="run the cell as PROG -c BODY (default /bin/sh), "
               "e.g. python3 with --rootfs host")
     @argument("--hostname", default=None, help="the container's hostname (default: its name, or pyoci)")
-    @argument("--env", "-e", action="append", default=[], metavar="K=V", help="set an environment variable (repeatable)")
+    @argument("--env", "-e", action="append", default=[], metavar="K=V",
+              help="set an environment variable (repeatable)")
     @argument("--user", "-u", default=None, metavar="UID[:GID]", help="run as this numeric user")
     @argument("--workdir", "-w", default=None, metavar="DIR", help="working directory (absolute)")
     @argument("--readonly", action="store_true", help="mount the root filesystem read-only")
@@ -995,7 +996,8 @@ class ContainerMagics(Magics):
     def container(self, line: str, cell: str | None = None):
         """Run the cell body in a real OCI container (a fresh one, or the one named by --name).
 
-        ``%container --help`` (line form) shows the options; everything else needs the cell form.
+        ``%%container --help`` (alone in a cell) or ``%container --help`` shows the options;
+        everything else needs the cell form.
         """
         args = parse_argstring(self.container, line)
         if args.help:
@@ -1050,6 +1052,8 @@ class ContainerMagics(Magics):
             self.shell.user_ns[options.capture] = result
         if result.returncode != 0 and options.raise_error:
             raise ContainerCellError(result.returncode, command, result.stdout, result.stderr, result.container)
+        if result.returncode != 0:  # --no-raise-error: not raised, but never silent
+            print(f"%%container: exit status {result.returncode}", file=sys.stderr)
         return None
 
     def _unavailable(self, options: CellOptions, command: list[str], probe_result, missing):
@@ -1108,7 +1112,8 @@ class ContainerMagics(Magics):
         unknown = [name for name in names if name not in self.session.named]
         if unknown:
             known = ", ".join(self.session.named) or "none"
-            raise UsageError(f"no named container {', '.join(map(repr, unknown))} in this kernel (named containers: {known})")
+            raise UsageError(f"no named container {', '.join(map(repr, unknown))} in this kernel "
+                             f"(named containers: {known})")
         for name in names:
             try:
                 self.session.remove_named(name)
@@ -1145,8 +1150,8 @@ class ContainerTable:
             printer.text("no named containers in this kernel")
             return
         widths = [max(len(h), *(len(r[i]) for r in self.rows)) for i, h in enumerate(self.HEADERS)]
-        lines = ["  ".join(h.upper().ljust(w) for h, w in zip(self.HEADERS, widths))]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in self.rows]
+        lines = ["  ".join(h.upper().ljust(w) for h, w in zip(self.HEADERS, widths, strict=False))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in self.rows]
         printer.text("\n".join(lines))
 
     def _repr_html_(self) -> str:
@@ -1165,12 +1170,23 @@ class ContainerTable:
 _registered: dict[int, ContainerMagics] = {}
 
 
+def _help_cell(lines: list[str]) -> list[str]:
+    """An input transformer: a cell that is only ``%%container ... --help`` (which IPython
+    refuses: "the cell body is empty") runs as the line magic, which prints the help."""
+    first = lines[0].strip() if lines else ""
+    if first.startswith("%%container ") and not any(line.strip() for line in lines[1:]) and \
+            {"-h", "--help"} & set(first.split()[1:]):
+        return [first[1:] + "\n"]
+    return lines
+
+
 def load_ipython_extension(ipython) -> None:
     """Register the magics on this IPython shell (once)."""
     if id(ipython) in _registered:
         return
     magics = ContainerMagics(ipython)
     ipython.register_magics(magics)
+    ipython.input_transformers_cleanup.append(_help_cell)  # `%%container --help` alone in a cell
     _registered[id(ipython)] = magics
     # start the engine now (it imports while the user types): the first cell does not wait for it
     with contextlib.suppress(Exception):
@@ -1180,5 +1196,7 @@ def load_ipython_extension(ipython) -> None:
 def unload_ipython_extension(ipython) -> None:
     """Remove this kernel's containers (named ones included) and forget the session."""
     magics = _registered.pop(id(ipython), None)
+    with contextlib.suppress(ValueError):
+        ipython.input_transformers_cleanup.remove(_help_cell)
     if magics is not None:
         magics.session.shutdown()

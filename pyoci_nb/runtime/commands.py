@@ -91,6 +91,10 @@ def run_command(args) -> int:
         if config_terminal:
             import socket
 
+            from pyoci_nb.runtime.console import check_relay_terminal
+
+            check_relay_terminal()  # no terminal here: say so now, not a shell waiting forever
+
             relay_end, init_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             console_fd = init_end.fileno()
     # create and start as one operation (a failure removes everything), except with --keep,
@@ -182,8 +186,10 @@ def exec_command(args) -> int:
     import socket
 
     from pyoci_nb.runtime import syscalls
-    from pyoci_nb.runtime.console import receive_fd, relay
     from pyoci_nb.runtime.children import exit_code as _exit_code
+    from pyoci_nb.runtime.console import check_relay_terminal, receive_fd, relay
+
+    check_relay_terminal("--tty" if args.tty else "process.terminal")
 
     syscalls.set_child_subreaper()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -229,7 +235,7 @@ def list_command(args) -> int:
                          s.get("owner") or _owner()))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
-            sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+            sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip() + "\n")
     return 0
 
 

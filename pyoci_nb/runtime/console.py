@@ -70,9 +70,50 @@ def receive_fd(sock: socket.socket) -> int:
     return fds[0]
 
 
+def check_relay_terminal(where: str = "process.terminal") -> None:
+    """Before a container with ``terminal: true`` is created for a relay here (no console
+    socket, not detached): there must be a terminal to relay it to, as runc requires (it tries
+    stderr, stdout, stdin, then /dev/tty, and fails with "open /dev/tty: no such device or
+    address").  Without one the container's shell would wait on its pty forever."""
+    if any(os.isatty(fd) for fd in (2, 1, 0)):
+        return
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+        return
+    except OSError as exc:
+        why = ("stdin, stdout and stderr are not terminals and there is no controlling terminal "
+               f"(/dev/tty: {exc.strerror})")
+    raise ContainerError("the container asks for a terminal but there is none to relay it to", where=where,
+                         why=why, hint='run it from a terminal, or set "terminal": false in config.json '
+                                       "(sed -i 's/\"terminal\": true/\"terminal\": false/' config.json), "
+                                       "or pass --console-socket or --detach")
+
+
+def _end_of_input(master: int, last: bytes) -> None:
+    """Our stdin (not a terminal) ended: tell the container's terminal with its EOF character,
+    twice when a partial line is pending (the first only ends the line)."""
+    try:
+        import termios
+
+        eof = termios.tcgetattr(master)[6][termios.VEOF]
+    except (OSError, ImportError):
+        eof = b"\x04"
+    eof = eof if isinstance(eof, bytes) else bytes([eof])
+    try:
+        os.write(master, eof if last in (b"", b"\n", b"\r", eof) else eof * 2)
+    except OSError:
+        pass
+
+
 def relay(master: int, wait_done) -> None:
     """Copy our stdin to the pty master and the master to our stdout until the container's
-    process exits (``wait_done()`` returns True); the local terminal is put in raw mode."""
+    process exits (``wait_done()`` returns True); the local terminal is put in raw mode.
+
+    When our stdin is not a terminal (a pipe, a file, /dev/null) and ends, the container's
+    terminal gets its EOF character each time it goes quiet (0.1 s without output) after new
+    output: a shell reading the pipe's commands then ends instead of waiting forever.  (Sent at
+    once, it could reach the terminal before the program has switched it to raw mode, and be
+    lost in the switch.)"""
     import select
 
     saved = None
@@ -83,6 +124,8 @@ def relay(master: int, wait_done) -> None:
         saved = termios.tcgetattr(0)
         tty.setraw(0)
     stdin_open = True
+    last = b""
+    eof_due = False  # our stdin ended, and the container wrote since the last EOF we sent
     try:
         while True:
             readers = [master] + ([0] if stdin_open else [])
@@ -95,14 +138,21 @@ def relay(master: int, wait_done) -> None:
                 if not data:
                     break
                 os.write(1, data)
+                eof_due = not stdin_open and saved is None
             if 0 in ready:
                 data = os.read(0, 65536)
                 if not data:
                     stdin_open = False
+                    eof_due = saved is None  # a pipe or file, not a terminal: pass its end on
                 else:
                     os.write(master, data)
-            if not ready and wait_done():
-                break
+                    last = data[-1:]
+            if not ready:
+                if wait_done():
+                    break
+                if eof_due:
+                    _end_of_input(master, last)
+                    last, eof_due = b"", False
     finally:
         if saved is not None:
             import termios

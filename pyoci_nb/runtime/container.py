@@ -36,7 +36,7 @@ from pyoci_nb.runtime.children import (
     wait_readable,
     waitpid_retry,
 )
-from pyoci_nb.runtime.state import StateDir, default_root, derive_status, init_alive, list_ids, public_state
+from pyoci_nb.runtime.state import StateDir, check_id, default_root, derive_status, init_alive, list_ids, public_state
 
 #: True in the processes that fork containers themselves: the ``pyoci`` command line and the
 #: engine (``engine.py``).  Everywhere else (a script, a Jupyter kernel) the lifecycle methods
@@ -164,7 +164,8 @@ class Container(ReprMixin):
         ``cleanup_paths`` are removed with the container (by ``delete``, or then).
         ``subreaper`` is the command line's: with it, this process becomes the init's parent."""
         bundle_path = _bundle_path(bundle)
-        container_id = id or "pyoci-" + os.urandom(6).hex()
+        container_id = "pyoci-" + os.urandom(6).hex() if id is None else id
+        check_id(container_id)  # "" is runc's "container id cannot be empty", not a made-up id
         if rootless is None:
             rootless = os.geteuid() != 0
         container = cls(container_id, root)

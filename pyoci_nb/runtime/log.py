@@ -5,7 +5,8 @@
 (containerd's runc shim, conmon) show the *last* ``"level":"error"`` line to the user, so an
 error message must carry the whole story.  ``--log-format text`` writes logrus-style
 ``time="..." level=error msg="..."`` lines.  Without ``--log`` messages go to stderr and only
-warnings and errors are shown unless ``--debug`` is given.
+warnings and errors are shown unless ``--debug`` is given; there, when stderr is a terminal (a
+person, not an engine) and the format is text, they are plain ``pyoci: error: ...`` lines.
 
 Standard library only (CLI fast path).
 """
@@ -23,11 +24,12 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _path: str | None = None
 _format = "text"
 _min_level = _LEVELS["warning"]
+_plain = False
 
 
 def configure(path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
     """Set where and how messages go; called once by the CLI from the global flags."""
-    global _path, _format, _min_level
+    global _path, _format, _min_level, _plain
     if fmt not in ("text", "json"):
         from pyoci_nb.errors import PyociError
 
@@ -36,6 +38,14 @@ def configure(path: str | None = None, fmt: str = "text", debug: bool = False) -
     _path = path or None
     _format = fmt
     _min_level = _LEVELS["debug"] if debug else (_LEVELS["info"] if path else _LEVELS["warning"])
+    _plain = not path and fmt == "text" and _stderr_is_terminal()
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _timestamp() -> str:
@@ -49,6 +59,8 @@ def _format_line(level: str, msg: str, fields: dict) -> str:
         record.update(fields)
         return jsonio.dumps(record, default=str) + "\n"
     extra = "".join(f" {k}={jsonio.dumps(v, default=str)}" for k, v in fields.items())
+    if _plain:
+        return f"pyoci: {level}: {msg}{extra}\n"
     return f'time="{_timestamp()}" level={level} msg={jsonio.dumps(msg)}{extra}\n'
 
 

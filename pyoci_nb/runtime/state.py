@@ -29,17 +29,23 @@ STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
 LOCK_FILE = "lock"
 TMP_FILE = STATE_FILE + ".tmp"
-_ID_PUNCTUATION = frozenset("_+.-")
+_ID_PUNCTUATION = frozenset("_+,-.")  # runc 1.1: ^[\w+-\.]+$ -- "+-\." is the range + , - .
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT, _S_IFDIR, _S_IFREG, _S_IFIFO = 0o170000, 0o040000, 0o100000, 0o010000
 
 
 def check_id(container_id: str) -> None:
-    """runc's rule for ids: letters, digits, ``_ + - .``; never a path."""
-    if not isinstance(container_id, str) or not container_id or container_id in (".", "..") or \
+    """runc's rules for ids, with runc's words: not empty ("container id cannot be empty"),
+    only ASCII letters, digits and ``_ + , - .`` (runc 1.1's ``^[\\w+-\\.]+$``), never ``.`` or
+    ``..`` ("invalid container ID format"); so an id is never a path."""
+    if not isinstance(container_id, str) or not container_id:
+        raise ContainerError("container id cannot be empty", where="ID",
+                             hint="name the container: pyoci run NAME")
+    if container_id in (".", "..") or \
             not all(c.isascii() and (c.isalnum() or c in _ID_PUNCTUATION) for c in container_id):
-        raise ContainerError(f"invalid container id {container_id!r}", where="ID",
-                             why="an id may contain only letters, digits, '_', '+', '-' and '.'")
+        raise ContainerError("invalid container ID format", where=f"ID {container_id!r}",
+                             why="an id is made of ASCII letters, digits and '_', '+', ',', '-', '.' "
+                                 "and is not '.' or '..'")
 
 
 def _kind(mode: int) -> str:

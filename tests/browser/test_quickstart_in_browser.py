@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.root]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]  # known long: real engines / a real browser
 
 
 def _free_port() -> int:
@@ -193,7 +193,9 @@ def test_quickstart_runs_and_renders_the_spec_editor(jupyter_lab, tmp_path):
             assert "quickstart" in reprs.first.inner_text()
 
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            assert errors.count() == 0, errors.all_inner_texts()
+            # no error anywhere; the one stderr output is the status of the cell that fails on
+            # purpose (`exit 3` with --no-raise-error)
+            assert [text.strip() for text in errors.all_inner_texts()] == ["%%container: exit status 3"]
             outputs = page.inner_text(".jp-Notebook")
             assert "hello from quickstart, I am PID 1" in outputs
             assert "Read-only file system" in outputs

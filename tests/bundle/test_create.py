@@ -156,3 +156,46 @@ def test_reprs_never_raise_even_for_a_broken_bundle(tmp_path, busybox_bundle):
     assert str(tmp_path) in broken._repr_html_()
     assert str(tmp_path) in pretty(broken)
     assert "config.json" in str(broken)
+
+
+def test_create_again_with_overwrite_replaces_the_bundle(tmp_path):
+    """A notebook's quick-start cell run twice: overwrite=True replaces the old bundle."""
+    path = tmp_path / "demo-bundle"
+    Bundle.create(path, rootfs=None)
+    (path / "rootfs" / "old-file").write_text("from the first run")
+    with pytest.raises(BundleError, match="not empty"):
+        Bundle.create(path, rootfs=None)  # the default stays: never silently replace
+    bundle = Bundle.create(path, rootfs=None, overwrite=True)
+    assert bundle.config_path.is_file() and list((path / "rootfs").iterdir()) == []
+    assert Bundle.create(tmp_path / "new", rootfs=None, overwrite=True).config_path.is_file()
+
+
+def test_overwrite_never_follows_a_link(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("precious")
+    path = tmp_path / "b"
+    Bundle.create(path, rootfs=None)
+    (path / "rootfs" / "escape").symlink_to(outside)  # a link inside the old bundle
+    Bundle.create(path, rootfs=None, overwrite=True)
+    assert (outside / "keep").read_text() == "precious"
+    other = Bundle.create(tmp_path / "other", rootfs=None)
+    link = tmp_path / "link"
+    link.symlink_to(other.path)  # the bundle path itself is a link: the link goes, not its target
+    Bundle.create(link, rootfs=None, overwrite=True)
+    assert not link.is_symlink() and (link / "config.json").is_file()
+    assert (other.path / "config.json").is_file() and (other.path / "rootfs").is_dir()
+
+
+def test_overwrite_refuses_what_is_not_a_bundle(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(BundleError, match="not a bundle"):
+        Bundle.create(home, rootfs=None, overwrite=True)
+    assert (home / "notes.txt").read_text() == "mine"
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(BundleError, match="not a bundle"):
+        Bundle.create(a_file, rootfs=None, overwrite=True)
+    assert a_file.read_text() == "x"

@@ -82,6 +82,33 @@ def saved_cgroup(root, cid):
         return json.load(f)["cgroup"]
 
 
+def wait_watching_oom(pid: int, timeout: float = 30) -> None:
+    """Wait until ``pyoci events`` (process ``pid``) holds the fd the kernel signals OOM on: an
+    eventfd registered through cgroup.event_control (v1) or an inotify fd on memory.events (v2)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except FileNotFoundError:
+            raise AssertionError("pyoci events exited before it watched for OOM") from None
+        targets, watches = [], 0
+        for fd in fds:
+            try:
+                targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                if targets[-1] == "anon_inode:inotify":
+                    with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                        watches += info.read().count("inotify wd:")
+            except OSError:
+                continue
+        # v1: the eventfd exists and memory.oom_control is closed again (that is after the write
+        # to cgroup.event_control); v2: the inotify fd has its watch
+        if watches or ("anon_inode:[eventfd]" in targets and
+                       not any(t.endswith("/memory.oom_control") for t in targets)):
+            return
+        time.sleep(0.01)
+    raise AssertionError("pyoci events did not start watching for OOM")
+
+
 def test_memory_limit_oom_kill_is_seen_and_cgroups_go_with_delete(busybox_bundle, state_root,
                                                                   container_id, cgroup_parent):
     path = f"{cgroup_parent}/{container_id}"
@@ -95,7 +122,7 @@ def test_memory_limit_oom_kill_is_seen_and_cgroups_go_with_delete(busybox_bundle
         events = subprocess.Popen(PYOCI + ["--root", str(state_root), "events",
                                                      "--interval", "10s", container_id],
                                   stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)   # let events register for OOM notifications
+        wait_watching_oom(events.pid)  # its eventfd (v1) or inotify fd (v2) is registered
         pyoci(state_root, "start", container_id)
         wait_status(state_root, container_id, "stopped")
         assert manager_from_state(saved_cgroup(state_root, container_id)).oom_killed()

@@ -20,7 +20,7 @@ import pytest
 
 from engine_helpers import HostPaths, cgroup_dirs, containerd_config, stop_daemon, write_oci_archive
 
-pytestmark = [pytest.mark.slow, pytest.mark.root]
+pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]  # known long: real engines / a real browser
 
 IMAGE = "docker.io/library/pyoci-busybox:test"
 

@@ -18,7 +18,7 @@ import pytest
 
 from engine_helpers import HostPaths, cgroup_dirs, processes_mentioning, rootfs_tarball, unmount_under
 
-pytestmark = [pytest.mark.slow, pytest.mark.root]
+pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1800)]  # known long: real engines / a real browser
 
 IMAGE = "localhost/pyoci-busybox:test"
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]

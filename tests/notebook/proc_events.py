@@ -24,6 +24,7 @@ import errno
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class ProcessWatch:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._last_exit: dict[int, float] = {}  # any process of the host: pid -> when it exited
 
     @staticmethod
     def unavailable() -> str | None:
@@ -195,9 +197,27 @@ class ProcessWatch:
                     self.procs[tgid].execs.append(_read_image(tgid))
             elif what == PROC_EVENT_EXIT:
                 pid, tgid, _, _ = _EXIT.unpack_from(event, data)
+                if pid == tgid:
+                    self._last_exit[tgid] = time.monotonic()
                 if pid == tgid and tgid in self.procs:
                     self.procs[tgid].exited = True
                     self._tree.discard(tgid)  # its pid may be reused by anyone
+
+    def sync(self, timeout: float = 30) -> None:
+        """Wait until the events of everything that happened before this call have been read:
+        a marker process is run to its end, and its exit event comes after theirs."""
+        started = time.monotonic()
+        marker = subprocess.Popen(["true"])
+        marker.wait()
+        pid = marker.pid
+        deadline = started + timeout
+        while True:
+            with self._lock:
+                if self._last_exit.get(pid, 0) >= started:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the process connector did not report the marker process {pid}'s exit")
+            time.sleep(0.01)
 
     # -- the result ------------------------------------------------------------------------------
     def snapshot(self) -> list[Proc]:

@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -154,7 +153,7 @@ def test_the_kernel_never_forks_a_python_child(process_watch_available, magic_ro
             for code in cells:
                 run = kernel.execute(code)
                 assert run.ok, (code, run.error, run.stderr)
-            time.sleep(0.5)  # the last events on their way
+            watch.sync()  # every event of those cells read
         assert not watch.lost_events, "the process connector dropped events: the check would be incomplete"
         bash = [p for p in watch.children() if any(os.path.basename(exe) == "bash" for exe, _ in p.execs)]
         assert bash, "the control (%%bash) was not seen: the watch sees nothing"

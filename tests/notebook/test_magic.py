@@ -119,6 +119,9 @@ def test_nonzero_exit_raises_calledprocesserror_naming_the_status(kernel, clean_
     assert caught.ok and caught.stdout == "caught 4\n"
     quiet = kernel.execute("%%container --no-raise-error\nexit 5\n")
     assert quiet.ok and quiet.error is None
+    assert quiet.stderr == "%%container: exit status 5\n"  # not raised, but shown
+    fine = kernel.execute("%%container --no-raise-error\ntrue\n")
+    assert fine.ok and fine.stderr == ""
 
 
 def test_capture_stores_returncode_stdout_and_stderr(kernel, clean_after):
@@ -263,6 +266,10 @@ def test_usage_errors_name_the_option(kernel, clean_after):
     assert "--cap-add[0]" in cap.error["evalue"] and "unknown capability" in cap.error["evalue"]
     helped = kernel.execute("%container --help")
     assert helped.ok and "--name NAME" in helped.stdout and "--no-raise-error" in helped.stdout
+    for cell in ("%%container --help", "%%container --help\n", "%%container -h\n\n"):  # as the README writes it
+        cell_help = kernel.execute(cell)
+        assert cell_help.ok, cell_help.error
+        assert cell_help.stdout == helped.stdout
     assert state_entries(kernel.magic_root) == []
 
 
