@@ -14,7 +14,7 @@ from pyoci_nb.runtime import hooks, log, namespaces, process
 from pyoci_nb.runtime import messages as msg
 from pyoci_nb.runtime import syscalls as sc
 from pyoci_nb.runtime.children import kill_quietly, wait_gone
-from pyoci_nb.runtime.delete import remove_rootfs_bind
+from pyoci_nb.runtime.delete import destroy_cgroup, remove_rootfs_bind
 from pyoci_nb.runtime.preflight import cgroup_hierarchies, load_config, preflight
 from pyoci_nb.runtime.start import start_user_process
 from pyoci_nb.runtime.state import public_state
@@ -244,8 +244,5 @@ def teardown_failed_create(container, record, cgroup, ipid, init_pid, config, ho
         hooks.run_poststop(config, public_state(record, "stopped"))
     remove_rootfs_bind(container, record)
     if cgroup is not None:
-        try:
-            cgroup.destroy()
-        except Exception as exc:
-            log.warning(f"removing the cgroup of failed container {container.id!r}: {exc}")
+        destroy_cgroup(container, cgroup, "failed container")
     container._dir.remove()

@@ -28,12 +28,17 @@ def destroy(container, record: dict) -> None:
     if record.get("status") != "creating":
         hooks.run_poststop(record.get("config") or {}, public_state(record, "stopped"))
     if manager is not None:
-        try:
-            manager.destroy()
-        except Exception as exc:
-            log.warning(f"removing the cgroup of container {container.id!r}: {exc}")
+        destroy_cgroup(container, manager)
     container._dir.remove()
     container._deleted = True
+
+
+def destroy_cgroup(container, manager, what: str = "container") -> None:
+    """Remove the container's cgroup; a failure is a warning (the rest is removed anyway)."""
+    try:
+        manager.destroy()
+    except Exception as exc:
+        log.warning(f"removing the cgroup of {what} {container.id!r}: {exc}")
 
 
 def kill_everything(container, record: dict, manager) -> None:
